@@ -1,0 +1,34 @@
+// `apiKey`: a key in `x-api-key` or an identity's own `apiKeyHeader` (DESIGN §4.2); never from the query.
+// Never logs or returns the key, only its fingerprint.
+import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
+import { tokenFingerprint } from './credential.js'
+import type { CredentialTable } from './static-credentials.js'
+
+export const DEFAULT_API_KEY_HEADER = 'x-api-key'
+
+/** `tables`: lower-cased header name → the keys accepted in that header. */
+export function createApiKeyAuthenticator(tables: ReadonlyMap<string, CredentialTable>): Authenticator {
+  const headers = [...tables.keys()]
+  const presented = (req: { headers: Record<string, string | string[] | undefined> }) => {
+    for (const h of headers) {
+      const v = req.headers[h]
+      if (typeof v === 'string' && v.trim() !== '') return { header: h, key: v.trim() }
+    }
+    return undefined
+  }
+  return {
+    name: 'apiKey',
+    kind: 'apiKey',
+    credentialHeaders: headers,
+    challenge: `ApiKey realm="portcullis", header="${headers[0] ?? DEFAULT_API_KEY_HEADER}"`,
+    present: (req) => presented(req) !== undefined,
+    authenticate(req: AuthRequest): AuthOutcome {
+      const p = presented(req.raw)
+      if (!p) return { kind: 'absent' }
+      const fp = tokenFingerprint(p.key)
+      const owner = tables.get(p.header)!.find(p.key)
+      if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid API key', fp }
+      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp } }
+    },
+  }
+}

@@ -1,0 +1,65 @@
+// Step 3 of the pipeline: from a request and its route to one identity or one refusal.
+// Refuses ambiguous credentials before any is checked; tries only the route's accepted methods.
+import type { IncomingMessage } from 'node:http'
+import type { CompiledRoute, Gateway } from '../config/compile.js'
+import type { ErrorCode } from '../errors.js'
+import { bearerToken } from './bearer.js'
+import type { AuthRequest, Identity } from './types.js'
+
+export type AuthResult =
+  | { kind: 'identity'; identity: Identity; body?: Buffer }
+  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string; method?: string }
+
+const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
+
+/** Two Authorization or API-key headers, or two kinds of credential portcullis recognizes. */
+export function isAmbiguous(gw: Gateway, req: IncomingMessage): boolean {
+  const raw = req.rawHeaders
+  let authorization = 0
+  let apiKeys = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (name === 'authorization') authorization++
+    else if (gw.apiKeyHeaders.includes(name)) apiKeys++
+  }
+  if (authorization > 1 || apiKeys > 1) return true
+  let kinds = 0
+  if (bearerToken(req) !== undefined) kinds++
+  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && (req.headers[h] as string).trim() !== '')) kinds++
+  if (WORKER_V1.some((h) => req.headers[h] !== undefined)) kinds++
+  if (req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined) kinds++
+  return kinds > 1
+}
+
+export function isLoopback(req: IncomingMessage): boolean {
+  const a = req.socket.remoteAddress ?? ''
+  return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.')
+}
+
+export async function authenticate(
+  gw: Gateway,
+  route: CompiledRoute,
+  req: IncomingMessage,
+  o: { path: string; query: string; tls: boolean; now: number; readBody: () => Promise<Buffer> },
+): Promise<AuthResult> {
+  if (isAmbiguous(gw, req)) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
+  const candidates = route.auth.filter((a) => a.present(req))
+  if (candidates.length === 0) {
+    if (route.loopbackAllow && isLoopback(req)) return { kind: 'identity', identity: { name: 'localhost', roles: [], method: 'loopback', fp: '' } }
+    return { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
+  }
+  const ar: AuthRequest = { raw: req, method: req.method ?? 'GET', path: o.path, query: o.query, target: o.path + o.query, tls: o.tls, now: o.now }
+  if (candidates.some((a) => a.needsBody?.(req))) ar.body = await o.readBody()
+  let refusal: Extract<AuthResult, { kind: 'deny' }> | undefined
+  for (const a of candidates) {
+    const outcome = await a.authenticate(ar)
+    if (outcome.kind === 'identity') return { kind: 'identity', identity: outcome.identity, ...(ar.body ? { body: ar.body } : {}) }
+    if (outcome.kind === 'deny') {
+      // A more specific refusal (expired token) beats "not one of our static tokens".
+      if (!refusal || (refusal.code === 'INVALID_CREDENTIALS' && outcome.code !== 'INVALID_CREDENTIALS')) {
+        refusal = { kind: 'deny', code: outcome.code, ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(outcome.identity ? { identity: outcome.identity } : {}), method: a.name }
+      }
+    }
+  }
+  return refusal ?? { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
+}

@@ -1,0 +1,32 @@
+// Fingerprints and constant-time comparison: the one place credentials are hashed or compared.
+// Never returns or logs the credential itself.
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+export function sha256(data: string | Buffer): Buffer {
+  return createHash('sha256').update(data).digest()
+}
+
+/** `token:` + 6 hex of SHA-256 — the form audit lines and metrics use for a presented credential. */
+export function tokenFingerprint(credential: string): string {
+  return 'token:' + sha256(credential).toString('hex').slice(0, 6)
+}
+
+/** `key:` + 6 hex of SHA-256 of a key id or signing key. */
+export function keyFingerprint(keyIdOrKey: string): string {
+  return 'key:' + sha256(keyIdOrKey).toString('hex').slice(0, 6)
+}
+
+/** `sha256:` + 64 hex: the form a config may store instead of the secret. */
+export function fullFingerprint(credential: string): string {
+  return 'sha256:' + sha256(credential).toString('hex')
+}
+
+/** Constant-time equality of two equal-length digests; false (not a throw) for any length mismatch. */
+export function digestsEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** Constant-time comparison of two strings of any length, via their SHA-256 digests. */
+export function secretsEqual(a: string | Buffer, b: string | Buffer): boolean {
+  return digestsEqual(sha256(a), sha256(b))
+}

@@ -1,0 +1,71 @@
+// The contract every auth method implements. An authenticator looks at one request and says:
+// "no credential of mine here", "this is who sent it", or "refused, with this code".
+// It never logs and never puts a credential into its result: only fingerprints.
+import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import type { ErrorCode } from '../errors.js'
+
+export interface Identity {
+  /** x-auth-identity: `orchestratord`, `worker:worker-1`, a JWT `sub`, `localhost`. */
+  name: string
+  roles: readonly string[]
+  /** x-auth-method and the log's authMethod: `bearer`, `apiKey`, `mtls`, or the scheme's name. */
+  method: string
+  /** The audit line's `fp` and x-auth-fingerprint: `token:abcdef` or `key:abcdef`. */
+  fp: string
+  /** Signed schemes: accepted once. The pipeline asks the replay store after authorization. */
+  replay?: { key: string; ttlMs: number }
+  /** Unix ms after which the credential is no longer valid (JWT exp), if it has one. */
+  expiresAt?: number
+}
+
+export type AuthOutcome =
+  | { kind: 'absent' }
+  | { kind: 'identity'; identity: Identity }
+  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string }
+
+/** What an authenticator may read of a request. Headers are Node's lower-cased headers. */
+export interface AuthRequest {
+  raw: IncomingMessage
+  method: string
+  /** The canonical path exactly as received (no query). */
+  path: string
+  /** The query string as received, including the leading `?`, or ''. */
+  query: string
+  /** The full request target as received (path + query). */
+  target: string
+  /** The request body, present only when the authenticator asked for it via `needsBody`. */
+  body?: Buffer
+  /** true when the listener is TLS (join hands out keys in clear only then). */
+  tls: boolean
+  /** Current time in Unix ms (one clock reading per request, so tests can reason about it). */
+  now: number
+}
+
+export interface Authenticator {
+  /** The name routes use in `auth: [...]`: `bearer`, `apiKey`, `mtls`, or a scheme name. */
+  readonly name: string
+  /** Credential kind for ambiguity detection; two different kinds present → AMBIGUOUS_CREDENTIALS. */
+  readonly kind: CredentialKind
+  /** Headers that carry this credential: stripped before forwarding unless `credentials: keep`. */
+  readonly credentialHeaders: readonly string[]
+  /** One WWW-Authenticate challenge for 401 responses on routes that accept this method. */
+  readonly challenge: string
+  /** The 401 message when this is the route's only method and no credential is present. */
+  readonly missingMessage?: string
+  /** Does this request carry a credential of this method (cheap header check, no crypto)? */
+  present(req: IncomingMessage): boolean
+  /** Must the body be read (up to bodyLimit) before authenticate()? */
+  needsBody?(req: IncomingMessage): boolean
+  authenticate(req: AuthRequest): AuthOutcome | Promise<AuthOutcome>
+}
+
+/**
+ * Kinds of credential portcullis recognizes anywhere in a request, whichever route it is on.
+ * `bearer` covers static tokens and JWT schemes alike (both ride in Authorization: Bearer).
+ */
+export type CredentialKind = 'bearer' | 'apiKey' | 'worker-v1' | 'signature' | 'mtls'
+
+export function isTlsSocket(req: IncomingMessage): req is IncomingMessage & { socket: TLSSocket } {
+  return (req.socket as TLSSocket).encrypted === true
+}

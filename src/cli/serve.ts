@@ -1,0 +1,33 @@
+// `portcullis serve`: refuses to start on any config error (one FILE:LINE:COL line each on stderr),
+// otherwise runs the gateway until SIGTERM/SIGINT, then drains in-flight requests and exits 0.
+import { loadConfigFile, formatFinding } from '../config/load.js'
+import { createLogger } from '../observe/logger.js'
+import { startGateway } from '../process.js'
+import { configPathFrom, parse } from './args.js'
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string' } })
+  const file = configPathFrom(values.config)
+  const result = await loadConfigFile(file)
+  if (!result.ok) {
+    for (const f of [...result.errors, ...result.warnings]) process.stderr.write(formatFinding(f) + '\n')
+    return 1
+  }
+  for (const f of result.warnings) process.stderr.write(formatFinding(f) + '\n')
+  const logger = createLogger()
+  const gateway = await startGateway({ file, gateway: result.gateway, logger })
+  return new Promise<number>((resolve) => {
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
+      logger.info({ signal }, 'shutdown')
+      gateway.close().then(
+        () => resolve(0),
+        () => resolve(0),
+      )
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+  })
+}

@@ -1,0 +1,95 @@
+// `portcullis check`'s lints over a compiled config (DESIGN §1): shadowed routes, worker-v1 in use,
+// plain-text non-loopback listeners, trustProxy wider than a private range.
+import { BlockList, isIP } from 'node:net'
+import type { CompiledRoute, Gateway } from './compile.js'
+
+export interface Lint {
+  severity: 'error' | 'warning'
+  /** A path into the config for the position (['routes', 3]). */
+  path: (string | number)[]
+  message: string
+}
+
+/** Sample request paths a route matches, to test whether an earlier route catches all of them. */
+function samples(route: CompiledRoute): string[] {
+  const id = route.id
+  if (route.spec.prefix !== undefined) {
+    const bare = id.endsWith('/') ? id.slice(0, -1) : id
+    return [bare + '/', bare + '/x', bare + '/x/y'].concat(id.endsWith('/') ? [] : [bare])
+  }
+  const fill = (v: string) => id.split('/').map((s, i, all) => (s.startsWith(':') ? v : s === '*' && i === all.length - 1 ? `${v}/${v}` : s)).join('/')
+  return [fill('x'), fill('portcullis-lint')]
+}
+
+function methodsCovered(earlier: CompiledRoute, later: CompiledRoute): boolean {
+  if (earlier.methods === null) return true
+  if (later.methods === null) return false
+  return [...later.methods].every((m) => earlier.methods!.has(m))
+}
+
+export function lintShadowing(routes: readonly CompiledRoute[]): Lint[] {
+  const out: Lint[] = []
+  routes.forEach((later, j) => {
+    for (const earlier of routes.slice(0, j)) {
+      if (!methodsCovered(earlier, later)) continue
+      if (!samples(later).every((p) => earlier.matcher.matches(p))) continue
+      const what = earlier.public ? 'public route' : 'route'
+      out.push({
+        severity: later.public ? 'warning' : 'error',
+        path: ['routes', later.index],
+        message: `route "${later.id}" is shadowed by the earlier ${what} "${earlier.id}" (routes[${earlier.index}]): first match wins, so it never applies`,
+      })
+      break
+    }
+  })
+  return out
+}
+
+const PRIVATE = new BlockList()
+PRIVATE.addSubnet('10.0.0.0', 8, 'ipv4')
+PRIVATE.addSubnet('172.16.0.0', 12, 'ipv4')
+PRIVATE.addSubnet('192.168.0.0', 16, 'ipv4')
+PRIVATE.addSubnet('127.0.0.0', 8, 'ipv4')
+PRIVATE.addSubnet('fc00::', 7, 'ipv6')
+PRIVATE.addSubnet('::1', 128, 'ipv6')
+const PRIVATE_MIN_PREFIX = { 4: 8, 6: 7 } as const
+
+function widerThanPrivate(cidr: string): boolean {
+  const [net = '', prefixText] = cidr.split('/')
+  const family = isIP(net) as 0 | 4 | 6
+  if (family === 0) return true
+  const prefix = prefixText === undefined ? (family === 4 ? 32 : 128) : Number(prefixText)
+  if (!PRIVATE.check(net, family === 4 ? 'ipv4' : 'ipv6')) return true
+  if (family === 4 && net.startsWith('172.') && prefix < 12) return true
+  if (family === 4 && net.startsWith('192.168.') && prefix < 16) return true
+  return prefix < PRIVATE_MIN_PREFIX[family]
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
+export function lintGateway(gw: Gateway): Lint[] {
+  const out = lintShadowing(gw.routes)
+  for (const [name, spec] of Object.entries(gw.raw.schemes ?? {})) {
+    if (spec.type === 'worker-v1') {
+      const used = gw.routes.some((r) => r.auth.some((a) => a.name === name))
+      out.push({
+        severity: 'warning',
+        path: ['schemes', name, 'type'],
+        message: `scheme "${name}" is worker-v1${used ? ' and in use' : ''}: the method, path and body of its requests are not signed; prefer rfc9421`,
+      })
+    }
+  }
+  if (!gw.server.tls && !isLoopbackHost(gw.server.listen.host)) {
+    out.push({ severity: 'warning', path: ['server', 'listen'], message: `listens on ${gw.server.listen.host} (not loopback) without TLS: credentials cross the network in clear` })
+  }
+  const tp = gw.server.trustProxy
+  if (tp === true) out.push({ severity: 'warning', path: ['server', 'trustProxy'], message: 'trustProxy: true believes X-Forwarded-For from any peer; list your proxies\' private CIDRs instead' })
+  else if (Array.isArray(tp)) {
+    tp.forEach((cidr, i) => {
+      if (widerThanPrivate(cidr)) out.push({ severity: 'warning', path: ['server', 'trustProxy', i], message: `trustProxy entry ${cidr} is wider than a private range` })
+    })
+  }
+  return out
+}

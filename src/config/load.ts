@@ -1,0 +1,192 @@
+// Reads gateway.yaml: YAML with positions → schema validation (ajv, defaults filled) → compile.
+// Every problem becomes one Finding with file, line and column; values of secrets are never quoted.
+import { readFile } from 'node:fs/promises'
+import { Ajv, type ErrorObject } from 'ajv'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { GatewayConfigSchema, SCHEME_SCHEMAS, type GatewayConfigFile } from './schema.js'
+import type { CompileContext, ConfigPath } from './types.js'
+import { resolveSecret } from './secrets.js'
+import { compileGateway, type Gateway } from './compile.js'
+import { readFileSync } from 'node:fs'
+
+export interface Finding {
+  file: string
+  line: number
+  col: number
+  severity: 'error' | 'warning'
+  message: string
+}
+
+export type LoadResult =
+  | { ok: true; gateway: Gateway; warnings: Finding[]; position(path: ConfigPath): { line: number; col: number } }
+  | { ok: false; errors: Finding[]; warnings: Finding[] }
+
+export function formatFinding(f: Finding): string {
+  return `${f.file}:${f.line}:${f.col}: ${f.severity}: ${f.message}`
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+const validateFile = ajv.compile<GatewayConfigFile>(GatewayConfigSchema)
+const validateScheme = Object.fromEntries(Object.entries(SCHEME_SCHEMAS).map(([k, s]) => [k, ajv.compile(s)]))
+
+/** `routes[2].auth[0]` from ['routes', 2, 'auth', 0]. */
+export function fieldName(path: ConfigPath): string {
+  let out = ''
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`
+  return out || '(top level)'
+}
+
+/** Positions of YAML nodes, so any path into the config can be reported as line:col. */
+class Positions {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /** The node at `path` (or its nearest existing ancestor); `key: true` points at the map key. */
+  at(path: ConfigPath, key = false): { line: number; col: number } {
+    let node: unknown = this.doc.contents
+    let offset = 0
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg))
+        if (!pair) break
+        const last = i === path.length - 1
+        const target = last && key ? pair.key : (pair.value ?? pair.key)
+        node = target
+        offset = (target as Node | null)?.range?.[0] ?? offset
+        continue
+      }
+      if (isSeq(node) && typeof seg === 'number' && node.items[seg]) {
+        node = node.items[seg]
+        offset = (node as Node).range?.[0] ?? offset
+        continue
+      }
+      break
+    }
+    if (offset === 0 && (node as Node | null)?.range) offset = (node as Node).range![0]
+    const p = this.lines.linePos(offset)
+    return { line: p.line, col: p.col }
+  }
+}
+
+function ajvPath(instancePath: string): (string | number)[] {
+  if (!instancePath) return []
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s))
+}
+
+/** One readable message per problem: union branches at one path collapse into a single line. */
+function describeAjvErrors(errors: ErrorObject[], base: ConfigPath): { path: ConfigPath; key: boolean; message: string }[] {
+  const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+  const out: { path: ConfigPath; key: boolean; message: string }[] = []
+  const seen = new Set<string>()
+  for (const e of errors) {
+    const path = [...base, ...ajvPath(e.instancePath)]
+    const field = fieldName(path)
+    let item: { path: ConfigPath; key: boolean; message: string }
+    if (e.keyword !== 'anyOf' && unionPaths.has(e.instancePath)) continue
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const prop = (e.params as { additionalProperty: string }).additionalProperty
+        item = { path: [...path, prop], key: true, message: `${fieldName([...path, prop])}: unknown key "${prop}"` }
+        break
+      }
+      case 'required':
+        item = { path, key: false, message: `${field}: missing required key "${(e.params as { missingProperty: string }).missingProperty}"` }
+        break
+      case 'anyOf': {
+        const desc = (e.parentSchema as { description?: string; anyOf?: { const?: unknown }[] }) ?? {}
+        const consts = (desc.anyOf ?? []).map((b) => b.const).filter((c) => c !== undefined)
+        const expected = desc.description ?? (consts.length ? `one of ${consts.map((c) => JSON.stringify(c)).join(', ')}` : 'a valid value')
+        item = { path, key: false, message: `${field}: must be ${expected}` }
+        break
+      }
+      case 'const':
+        item = { path, key: false, message: `${field}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` }
+        break
+      case 'pattern': {
+        const desc = (e.parentSchema as { description?: string })?.description
+        item = { path, key: false, message: `${field}: must be ${desc ?? `a value matching ${(e.params as { pattern: string }).pattern}`}` }
+        break
+      }
+      default:
+        item = { path, key: false, message: `${field}: ${e.message ?? 'is invalid'}` }
+    }
+    const id = item.message
+    if (!seen.has(id)) {
+      seen.add(id)
+      out.push(item)
+    }
+  }
+  return out
+}
+
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable'
+    return { ok: false, errors: [{ file, line: 1, col: 1, severity: 'error', message: `cannot read config file (${code})` }], warnings: [] }
+  }
+  return loadConfigText(text, file, env)
+}
+
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
+  const errors: Finding[] = []
+  const warnings: Finding[] = []
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0] ?? { line: 1, col: 1 }
+    errors.push({ file, line: pos.line, col: pos.col, severity: 'error', message: `YAML: ${e.message.split('\n')[0]}` })
+  }
+  if (errors.length) return { ok: false, errors, warnings }
+
+  const positions = new Positions(doc, lines)
+  const data = doc.toJS() as unknown
+  const push = (list: Finding[], severity: Finding['severity'], path: ConfigPath, message: string, key = false) => {
+    const { line, col } = positions.at(path, key)
+    list.push({ file, line, col, severity, message })
+  }
+
+  if (!validateFile(data)) {
+    for (const d of describeAjvErrors(validateFile.errors ?? [], [])) push(errors, 'error', d.path, d.message, d.key)
+    return { ok: false, errors, warnings }
+  }
+  for (const [name, spec] of Object.entries(data.schemes ?? {})) {
+    const validate = validateScheme[(spec as { type: string }).type]!
+    if (!validate(spec)) {
+      for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) push(errors, 'error', d.path, d.message, d.key)
+    }
+  }
+  if (errors.length) return { ok: false, errors, warnings }
+
+  const ctx: CompileContext = {
+    file,
+    error: (path, message) => push(errors, 'error', path, `${fieldName(path)}: ${message}`),
+    warn: (path, message) => push(warnings, 'warning', path, `${fieldName(path)}: ${message}`),
+    secret: (path, ref) => {
+      const r = resolveSecret(ref, env)
+      if (r.ok) return r.value
+      push(errors, 'error', path, `${fieldName(path)}: ${r.message}`)
+      return undefined
+    },
+    readFile: (path, filePath) => {
+      try {
+        return readFileSync(filePath)
+      } catch (err) {
+        push(errors, 'error', path, `${fieldName(path)}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+        return undefined
+      }
+    },
+  }
+  const gateway = compileGateway(data, ctx, env, (path) => positions.at(path))
+  if (errors.length) return { ok: false, errors, warnings }
+  return { ok: true, gateway, warnings, position: (path) => positions.at(path) }
+}

@@ -1,0 +1,182 @@
+// The one declaration of gateway.yaml: types, defaults and validation all come from here.
+// Scheme bodies are validated per `type` (see SCHEME_SCHEMAS) so errors name the right field.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const Strict = { additionalProperties: false } as const
+
+/** "500ms", "10s", "5m", "1h", "1d", or a whole number of seconds. */
+export const Duration = (def?: string) =>
+  Type.Union([Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$' }), Type.Integer({ minimum: 0 })], {
+    description: 'duration such as 500ms, 10s, 5m, 1h',
+    ...(def === undefined ? {} : { default: def }),
+  })
+/** "512b", "64kb", "1mb", "1gb", or a whole number of bytes. */
+export const Size = (def?: string) =>
+  Type.Union([Type.String({ pattern: '^[0-9]+(b|kb|mb|gb)$' }), Type.Integer({ minimum: 0 })], {
+    description: 'size such as 64kb, 1mb',
+    ...(def === undefined ? {} : { default: def }),
+  })
+/** A secret reference `${env:NAME}` / `${file:/path}`; checked (never printed) by secrets.ts. */
+const Secret = Type.String({ description: 'secret reference ${env:NAME} or ${file:/path}' })
+const Roles = Type.Array(Type.String({ minLength: 1 }))
+const HostPort = (def?: string) => Type.String({ minLength: 3, description: 'host:port', ...(def === undefined ? {} : { default: def }) })
+
+const RateLimit = Type.Object(
+  {
+    max: Type.Integer({ minimum: 1 }),
+    window: Duration(),
+    by: Type.Optional(Type.Union([Type.Literal('identity'), Type.Literal('ip')], { default: 'identity' })),
+  },
+  Strict,
+)
+
+const Server = Type.Object(
+  {
+    listen: Type.Optional(HostPort('127.0.0.1:8080')),
+    bodyLimit: Type.Optional(Size('1mb')),
+    shutdownGrace: Type.Optional(Duration('10s')),
+    trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))], { default: false })),
+    tls: Type.Optional(
+      Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), clientCa: Type.Optional(Type.String({ minLength: 1 })) }, Strict),
+    ),
+  },
+  Strict,
+)
+
+const State = Type.Object(
+  {
+    store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory' })),
+    redis: Type.Optional(Type.Object({ url: Type.String({ minLength: 1 }), prefix: Type.Optional(Type.String({ default: 'portcullis:' })) }, Strict)),
+    timeout: Type.Optional(Duration('1s')),
+    onStoreError: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow'), Type.Literal('local')], { default: 'deny' })),
+    replicas: Type.Optional(Type.Integer({ minimum: 1, default: 1 })),
+    maxEntries: Type.Optional(Type.Integer({ minimum: 1, default: 1000000 })),
+  },
+  Strict,
+)
+
+const Upstream = Type.Object({ url: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration('30s')) }, Strict)
+
+const Identity = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    roles: Type.Optional(Roles),
+    bearer: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])),
+    apiKey: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])),
+    apiKeyHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' })),
+    mtls: Type.Optional(
+      Type.Object({ subject: Type.Optional(Type.String({ minLength: 1 })), san: Type.Optional(Type.String({ minLength: 1 })) }, Strict),
+    ),
+  },
+  Strict,
+)
+
+export const WorkerV1Scheme = Type.Object(
+  { type: Type.Literal('worker-v1'), secret: Secret, window: Type.Optional(Duration('5m')), roles: Type.Optional(Roles) },
+  Strict,
+)
+export const Rfc9421Scheme = Type.Object(
+  {
+    type: Type.Literal('rfc9421'),
+    window: Type.Optional(Duration('60s')),
+    keys: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Secret)),
+    derive: Type.Optional(Secret),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    roles: Type.Optional(Roles),
+  },
+  Strict,
+)
+export const JwtScheme = Type.Object(
+  {
+    type: Type.Literal('jwt'),
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
+    audience: Type.Optional(Type.String({ minLength: 1 })),
+    secret: Type.Optional(Secret),
+    jwks: Type.Optional(Type.String({ minLength: 1 })),
+    maxTtl: Type.Optional(Duration('15m')),
+    rolesClaim: Type.Optional(Type.String({ minLength: 1, default: 'roles' })),
+    roles: Type.Optional(Roles),
+  },
+  Strict,
+)
+export const SCHEME_SCHEMAS: Record<string, TSchema> = {
+  'worker-v1': WorkerV1Scheme,
+  rfc9421: Rfc9421Scheme,
+  jwt: JwtScheme,
+}
+/** Checked first; the body is then checked against SCHEME_SCHEMAS[type]. */
+const SchemeHead = Type.Object({ type: Type.Union(Object.keys(SCHEME_SCHEMAS).map((k) => Type.Literal(k))) })
+
+const RouteForward = Type.Object(
+  {
+    credentials: Type.Optional(Type.Union([Type.Literal('strip'), Type.Literal('keep')])),
+    identityHeaders: Type.Optional(Type.Boolean()),
+  },
+  Strict,
+)
+
+const Method = Type.String({ pattern: '^[A-Za-z]+$' })
+
+const Route = Type.Object(
+  {
+    path: Type.Optional(Type.String({ minLength: 1 })),
+    prefix: Type.Optional(Type.String({ minLength: 1 })),
+    methods: Type.Optional(Type.Array(Method, { minItems: 1 })),
+    upstream: Type.String({ minLength: 1 }),
+    public: Type.Optional(Type.Boolean()),
+    auth: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    roles: Type.Optional(Roles),
+    rateLimit: Type.Optional(Type.Union([RateLimit, Type.Literal(false)])),
+    websocket: Type.Optional(Type.Boolean()),
+    loopback: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
+    forward: Type.Optional(RouteForward),
+  },
+  Strict,
+)
+
+export const GatewayConfigSchema = Type.Object(
+  {
+    version: Type.Literal(1),
+    server: Type.Optional(Type.Object(Server.properties, { ...Strict, default: {} })),
+    admin: Type.Optional(Type.Object({ listen: Type.Optional(HostPort()) }, Strict)),
+    state: Type.Optional(Type.Object(State.properties, { ...Strict, default: {} })),
+    upstreams: Type.Record(Type.String({ minLength: 1 }), Upstream),
+    identities: Type.Optional(Type.Array(Identity)),
+    schemes: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]+$' }), SchemeHead)),
+    join: Type.Optional(
+      Type.Object({ path: Type.Optional(Type.String({ pattern: '^/', default: '/_portcullis/join' })), psk: Secret, scheme: Type.String({ minLength: 1 }) }, Strict),
+    ),
+    routes: Type.Array(Route),
+    defaults: Type.Optional(
+      Type.Object(
+        {
+          rateLimit: Type.Optional(Type.Union([RateLimit, Type.Literal(false)])),
+          authFailures: Type.Optional(
+            Type.Union([Type.Object({ max: Type.Integer({ minimum: 1 }), window: Duration() }, Strict), Type.Literal(false)]),
+          ),
+        },
+        Strict,
+      ),
+    ),
+    forward: Type.Optional(
+      Type.Object(
+        {
+          identityHeaders: Type.Optional(Type.Boolean({ default: true })),
+          credentials: Type.Optional(Type.Union([Type.Literal('strip'), Type.Literal('keep')], { default: 'strip' })),
+          assertion: Type.Optional(Type.Object({ key: Secret, ttl: Type.Optional(Duration('60s')) }, Strict)),
+        },
+        Strict,
+      ),
+    ),
+  },
+  Strict,
+)
+
+export type GatewayConfigFile = Static<typeof GatewayConfigSchema>
+export type RouteFile = Static<typeof Route>
+export type IdentityFile = Static<typeof Identity>
+export type RateLimitFile = Static<typeof RateLimit>
+export type WorkerV1SchemeFile = Static<typeof WorkerV1Scheme>
+export type Rfc9421SchemeFile = Static<typeof Rfc9421Scheme>
+export type JwtSchemeFile = Static<typeof JwtScheme>
+export type SchemeFile = WorkerV1SchemeFile | Rfc9421SchemeFile | JwtSchemeFile

@@ -1,0 +1,37 @@
+// The audit trail: exactly one `auth` line per request decision (DESIGN §6), and the hook that
+// metrics hang off. Credentials appear only as fingerprints; nothing here sees a raw secret.
+import type { Logger } from 'pino'
+
+export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay'
+
+export interface AuditRecord {
+  event: AuditEvent
+  reqId: string
+  method: string
+  path: string
+  route: string | null
+  identity: string | null
+  authMethod: string | null
+  fp: string | null
+  reason: string | null
+  ip: string
+  status: number
+  upstream: string | null
+  ms: number
+}
+
+/** Something that wants to hear about every decision (the audit log, metrics). */
+export interface DecisionListener {
+  decision(record: AuditRecord): void
+}
+
+export function createAuditLog(logger: Logger): DecisionListener {
+  return {
+    decision(record) {
+      logger.info(record, 'auth')
+    },
+  }
+}
+
+/** Headers whose values are never logged, should a log line ever include request headers. */
+export const REDACTED_HEADERS = ['authorization', 'x-api-key', 'x-worker-signature', 'signature', 'cookie', 'proxy-authorization']

@@ -1,0 +1,60 @@
+// Step 5 of the pipeline for rate limits: per-route request limits (by identity or client IP) and
+// the per-IP throttle on failed authentications. Counting lives in the state store; this module
+// only decides keys, limits and the x-ratelimit-* / Retry-After headers.
+import type { CompiledRoute, Gateway, RateLimitPolicy } from '../config/compile.js'
+import type { Identity } from '../auth/types.js'
+import type { RateLimitHit } from '../state/types.js'
+import type { State } from '../state/index.js'
+import { rateLimitBucket } from '../state/client-ip.js'
+
+/** The replay cache and counters, kept across reloads (src/state). */
+export type GatewayState = Pick<State, 'replay' | 'limits' | 'effectiveMax'>
+
+export type LimitHeaders = Record<string, string>
+
+function headersFor(max: number, hit: RateLimitHit, limited: boolean): LimitHeaders {
+  const reset = String(Math.max(0, Math.ceil(hit.ttlMs / 1000)))
+  const h: LimitHeaders = {
+    'x-ratelimit-limit': String(max),
+    'x-ratelimit-remaining': String(Math.max(0, max - hit.count)),
+    'x-ratelimit-reset': reset,
+  }
+  if (limited) h['retry-after'] = reset
+  return h
+}
+
+/** Before authenticating: an IP past `authFailures` gets 429 until its window ends. */
+export async function checkAuthFailures(state: GatewayState, gw: Gateway, ip: string): Promise<LimitHeaders | undefined> {
+  const policy = gw.defaults.authFailures
+  if (!policy) return undefined
+  const hit = await state.limits.peek('af:' + rateLimitBucket(ip))
+  const max = state.effectiveMax(policy.max, hit)
+  if (!hit || hit.count < max) return undefined
+  return headersFor(max, hit, true)
+}
+
+/** After a 401: count one failure for this IP. */
+export async function countAuthFailure(state: GatewayState, gw: Gateway, ip: string): Promise<void> {
+  const policy = gw.defaults.authFailures
+  if (policy) await state.limits.hit('af:' + rateLimitBucket(ip), policy.windowMs)
+}
+
+export function rateLimitKey(route: CompiledRoute, policy: RateLimitPolicy, identity: Identity | undefined, ip: string): string {
+  const subject = policy.by === 'identity' && identity ? 'id:' + identity.name : 'ip:' + rateLimitBucket(ip)
+  return `rl:${route.id}:${subject}`
+}
+
+/** Count this request against its route's limit; undefined when the route has none. */
+export async function countRequest(
+  state: GatewayState,
+  route: CompiledRoute,
+  identity: Identity | undefined,
+  ip: string,
+): Promise<{ ok: boolean; headers: LimitHeaders } | undefined> {
+  const policy = route.rateLimit
+  if (!policy) return undefined
+  const hit = await state.limits.hit(rateLimitKey(route, policy, identity, ip), policy.windowMs)
+  const max = state.effectiveMax(policy.max, hit)
+  const limited = hit.count > max
+  return { ok: !limited, headers: headersFor(max, hit, limited) }
+}

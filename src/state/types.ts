@@ -1,0 +1,38 @@
+// Shared state behind two small interfaces: the replay cache and rate-limit counters.
+// Memory and Redis implementations live side by side; one contract test suite runs against each.
+
+/** Thrown by a store that cannot answer (unreachable, timed out, or full): the pipeline decides per onStoreError. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, readonly reason: 'unreachable' | 'full') {
+    super(message)
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+export interface ReplayStore {
+  readonly kind: 'memory' | 'redis'
+  /**
+   * Remember `key` for `ttlMs`. Resolves true if it was not seen before (first use), false if it
+   * was (a replay). Never forgets an entry before its ttl; throws StoreUnavailableError instead.
+   */
+  remember(key: string, ttlMs: number): Promise<boolean>
+  /** Entries held now (the `portcullis_replay_cache_entries` gauge). */
+  size(): Promise<number>
+  close(): Promise<void>
+}
+
+export interface RateLimitHit {
+  /** Requests counted in the current window, this one included. */
+  count: number
+  /** Milliseconds until the window (which started at the key's first request) ends. */
+  ttlMs: number
+}
+
+export interface RateLimitStore {
+  readonly kind: 'memory' | 'redis'
+  /** Count one request for `key` in a fixed window of `windowMs` that starts at its first request. */
+  hit(key: string, windowMs: number): Promise<RateLimitHit>
+  /** Read without counting (auth-failure throttling checks before it counts). */
+  peek(key: string): Promise<RateLimitHit | undefined>
+  close(): Promise<void>
+}
