@@ -3,10 +3,11 @@
 import { pino, type Logger } from 'pino'
 import { REDACTED_HEADERS } from './audit.js'
 
-export function createLogger(level = process.env.PORTCULLIS_LOG_LEVEL ?? 'info'): Logger {
+/** `dest`: a file path for the log lines instead of stdout (the demo keeps its table readable). */
+export function createLogger(level = process.env.PORTCULLIS_LOG_LEVEL ?? 'info', dest?: string): Logger {
   return pino({
     level,
     base: { pid: process.pid },
     redact: { paths: REDACTED_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`]), censor: '[redacted]' },
-  }, pino.destination({ dest: 1, sync: false }))
+  }, pino.destination({ dest: dest ?? 1, sync: false, ...(dest ? { mkdir: true } : {}) }))
 }

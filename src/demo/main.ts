@@ -1,0 +1,187 @@
+// `npm run demo`: two stand-in backends, throw-away secrets, the gateway on config/demo.yaml, a tour
+// of allowed / denied / replayed / rate-limited requests as a table, then copy-paste curl lines.
+// `--once` exits after the tour: 0 only if every step got the status it expected.
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Pool } from 'undici'
+import { loadConfigFile, formatFinding } from '../config/load.js'
+import { createLogger } from '../observe/logger.js'
+import { startGateway } from '../process.js'
+import { startStandIn } from './backends.js'
+import { signRfc9421, signWorkerV1, deriveKey } from '../client/index.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const DEMO_CONFIG = join(ROOT, 'config', 'demo.yaml')
+const once = process.argv.includes('--once')
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s: Server = createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port
+      s.close(() => resolve(p))
+    })
+  })
+}
+
+/** The demo's ports: the config's own, or free ones when those are taken (or PORTCULLIS_DEMO_PORTS=auto). */
+async function choosePorts(): Promise<{ file: string; ports: Record<number, number> }> {
+  const wanted = [8080, 9901, 9000, 9200]
+  const auto = process.env.PORTCULLIS_DEMO_PORTS === 'auto'
+  const ports: Record<number, number> = {}
+  let changed = false
+  for (const p of wanted) {
+    ports[p] = !auto && (await portFree(p)) ? p : await freePort()
+    if (ports[p] !== p) changed = true
+  }
+  if (!changed) return { file: DEMO_CONFIG, ports }
+  let text = readFileSync(DEMO_CONFIG, 'utf8')
+  for (const p of wanted) text = text.replaceAll(`127.0.0.1:${p}`, `127.0.0.1:${ports[p]}`)
+  const file = join(mkdtempSync(join(tmpdir(), 'portcullis-demo-')), 'demo.yaml')
+  writeFileSync(file, text)
+  return { file, ports }
+}
+
+interface Step {
+  what: string
+  expect: number
+  send: () => Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }>
+}
+
+async function main(): Promise<number> {
+  const secrets = {
+    DEMO_API_TOKEN: randomBytes(32).toString('hex'),
+    DEMO_DASHBOARD_KEY: randomBytes(32).toString('hex'),
+    DEMO_WORKER_SECRET: randomBytes(32).toString('hex'),
+    DEMO_WORKER_MASTER_KEY: randomBytes(32).toString('hex'),
+  }
+  Object.assign(process.env, secrets)
+  const { file, ports } = await choosePorts()
+  const backends = [await startStandIn('orchestrator', ports[9000]!), await startStandIn('pool-manager', ports[9200]!)]
+  const loaded = await loadConfigFile(file)
+  if (!loaded.ok) {
+    for (const f of loaded.errors) process.stderr.write(formatFinding(f) + '\n')
+    return 1
+  }
+  const logFile = join(tmpdir(), `portcullis-demo-${process.pid}.log`)
+  const logger = createLogger('info', logFile)
+  const gw = await startGateway({ file, gateway: loaded.gateway, logger })
+  const base = gw.url
+  const client = new Pool(base)
+  const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
+    // `path` as an option, so the client sends it byte for byte (a URL would resolve dot segments first)
+    const res = await client.request({ path, method: method as 'GET', headers, ...(body !== undefined ? { body } : {}) })
+    return { status: res.statusCode, body: await res.body.text(), headers: res.headers }
+  }
+  const bearer = { authorization: `Bearer ${secrets.DEMO_API_TOKEN}` }
+  const worker = signWorkerV1({ id: 'worker-1', secret: secrets.DEMO_WORKER_SECRET })
+  const worker7Key = deriveKey(secrets.DEMO_WORKER_MASTER_KEY, 'worker-7')
+  const preloadBody = JSON.stringify({ model: 'llama-3-8b', replicas: 1 })
+  const preloadUrl = `${base}/pools/p1/preload`
+  const signed = signRfc9421({ keyId: 'worker-7', secret: worker7Key, method: 'POST', url: preloadUrl, body: preloadBody, headers: { 'content-type': 'application/json' } })
+  const signedHeaders = { ...signed, 'content-type': 'application/json' } as Record<string, string>
+
+  const steps: Step[] = [
+    { what: 'public /health, no credential', expect: 200, send: () => call('GET', '/health') },
+    { what: 'heartbeat without a credential', expect: 401, send: () => call('POST', '/v2/nodes/n1/heartbeat') },
+    { what: 'heartbeat with a wrong token', expect: 401, send: () => call('POST', '/v2/nodes/n1/heartbeat', { authorization: 'Bearer not-the-token' }) },
+    { what: 'heartbeat with the operator token', expect: 200, send: () => call('POST', '/v2/nodes/n1/heartbeat', bearer) },
+    { what: 'dashboard key on a worker route (role reader)', expect: 403, send: () => call('POST', '/pools/p1/preload', { 'x-api-key': secrets.DEMO_DASHBOARD_KEY }) },
+    { what: 'spoofed x-auth-identity on /health (dropped)', expect: 200, send: () => call('GET', '/health', { 'x-auth-identity': 'admin' }) },
+    { what: 'unknown path (never forwarded)', expect: 404, send: () => call('GET', '/admin/secrets', bearer) },
+    { what: 'dot-segment path /pools/../admin', expect: 400, send: () => call('GET', '/pools/%2e%2e/admin', bearer) },
+    { what: 'bearer and API key together', expect: 401, send: () => call('GET', '/pools/p1/status', { ...bearer, 'x-api-key': secrets.DEMO_DASHBOARD_KEY }) },
+    { what: 'worker-v1 heartbeat (worker-1)', expect: 200, send: () => call('POST', '/v2/nodes/n1/heartbeat', { ...worker }) },
+    { what: 'the same worker-v1 request replayed', expect: 401, send: () => call('POST', '/v2/nodes/n1/heartbeat', { ...worker }) },
+    { what: 'rfc9421 POST /pools/p1/preload (worker-7)', expect: 200, send: () => call('POST', '/pools/p1/preload', signedHeaders, preloadBody) },
+    { what: 'the same rfc9421 request replayed', expect: 401, send: () => call('POST', '/pools/p1/preload', signedHeaders, preloadBody) },
+    {
+      what: 'rfc9421 with a tampered body',
+      expect: 401,
+      send: () => {
+        const h = signRfc9421({ keyId: 'worker-7', secret: worker7Key, method: 'POST', url: preloadUrl, body: preloadBody })
+        return call('POST', '/pools/p1/preload', { ...h } as Record<string, string>, preloadBody.replace('1}', '9}'))
+      },
+    },
+    {
+      what: 'rfc9421 from revoked worker-3',
+      expect: 401,
+      send: () => call('GET', '/pools/p1/status', { ...signRfc9421({ keyId: 'worker-3', secret: deriveKey(secrets.DEMO_WORKER_MASTER_KEY, 'worker-3'), method: 'GET', url: `${base}/pools/p1/status` }) } as Record<string, string>),
+    },
+    { what: 'capabilities 1/3 (limit 3 per minute)', expect: 200, send: () => call('GET', '/v1/capabilities', bearer) },
+    { what: 'capabilities 2/3', expect: 200, send: () => call('GET', '/v1/capabilities', bearer) },
+    { what: 'capabilities 3/3', expect: 200, send: () => call('GET', '/v1/capabilities', bearer) },
+    { what: 'capabilities 4/3: rate limited', expect: 429, send: () => call('GET', '/v1/capabilities', bearer) },
+  ]
+
+  const rows: string[][] = [['#', 'request', 'expected', 'got', 'code / identity', '']]
+  let failures = 0
+  for (const [i, step] of steps.entries()) {
+    let got = 0
+    let note = ''
+    try {
+      const r = await step.send()
+      got = r.status
+      const parsed = JSON.parse(r.body || '{}') as { code?: string; identity?: Record<string, string> }
+      note = parsed.code ?? (parsed.identity?.['x-auth-identity'] ? `${parsed.identity['x-auth-identity']} via ${parsed.identity['x-auth-method']}` : 'forwarded, no identity')
+      if (r.status === 429) note += ` retry-after ${String(r.headers['retry-after'])}s`
+    } catch (err) {
+      note = (err as Error).message
+    }
+    const ok = got === step.expect
+    if (!ok) failures++
+    rows.push([String(i + 1), step.what, String(step.expect), String(got), note, ok ? 'ok' : 'FAIL'])
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  for (const r of rows) process.stdout.write(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd() + '\n')
+  process.stdout.write(`\n${steps.length - failures}/${steps.length} steps got the status they expected. Gateway log: ${logFile}\n`)
+
+  const close = async () => {
+    await client.close()
+    await gw.close()
+    for (const b of backends) b.close()
+  }
+  if (once) {
+    await close()
+    return failures === 0 ? 0 : 1
+  }
+  process.stdout.write(`
+The gateway keeps serving on ${base} (Ctrl-C to stop). Try:
+
+  curl -i ${base}/health
+  curl -i -X POST ${base}/v2/nodes/n1/heartbeat
+  curl -i -X POST -H 'Authorization: Bearer ${secrets.DEMO_API_TOKEN}' ${base}/v2/nodes/n1/heartbeat
+  curl -N -H 'Authorization: Bearer ${secrets.DEMO_API_TOKEN}' ${base}/v2/tasks/t1/events
+  curl -i --path-as-is ${base}/pools/../admin
+  DEMO_WORKER_SECRET=${secrets.DEMO_WORKER_SECRET} node dist/src/cli/main.js sign --scheme worker-v1 --id worker-1 --secret-env DEMO_WORKER_SECRET -X POST ${base}/v2/nodes/n1/heartbeat --send
+
+(The secrets are throw-away: generated for this run only.)
+`)
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await close()
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`demo failed: ${(err as Error).message}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,36 @@
+// `npm test`: runs every compiled test file under tap and ends with one line `N passed, M failed`.
+// Redis-backed tests use REDIS_URL (default redis://127.0.0.1:6379).
+import { spawn } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+function find(dir) {
+  let out = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out = out.concat(find(p))
+    else if (name.endsWith('.test.js')) out.push(p)
+  }
+  return out
+}
+
+const files = process.argv.length > 2 ? process.argv.slice(2) : find('dist/test').sort()
+const tap = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', '--jobs=2', ...files], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+})
+let summary
+let buffered = ''
+tap.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk)
+  buffered = (buffered + chunk).slice(-4096)
+})
+tap.on('close', (code) => {
+  const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, todo: (\d+))?(?:, skip: (\d+))? \}/.exec(buffered)
+  if (m) summary = { pass: Number(m[2] ?? 0), fail: Number(m[3] ?? 0), todo: Number(m[4] ?? 0), skip: Number(m[5] ?? 0) }
+  const failed = summary ? summary.fail + (code !== 0 && summary.fail === 0 ? 1 : 0) : 1
+  const passed = summary ? summary.pass : 0
+  const skipped = summary ? summary.skip + summary.todo : 0
+  process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
+  process.exit(failed === 0 && code === 0 ? 0 : 1)
+})
