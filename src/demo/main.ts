@@ -18,6 +18,8 @@ import { signRfc9421, signWorkerV1, deriveKey } from '../client/index.js'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const DEMO_CONFIG = join(ROOT, 'config', 'demo.yaml')
 const once = process.argv.includes('--once')
+const redisMode = process.argv.includes('--redis')
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -40,7 +42,7 @@ async function freePort(): Promise<number> {
 /** The demo's ports: the config's own, or free ones when those are taken (or PORTCULLIS_DEMO_PORTS=auto). */
 async function choosePorts(): Promise<{ file: string; ports: Record<number, number> }> {
   const wanted = [8080, 9901, 9000, 9200]
-  const auto = process.env.PORTCULLIS_DEMO_PORTS === 'auto'
+  const auto = process.env.PORTCULLIS_DEMO_PORTS === 'auto' || redisMode
   const ports: Record<number, number> = {}
   let changed = false
   for (const p of wanted) {
@@ -50,6 +52,11 @@ async function choosePorts(): Promise<{ file: string; ports: Record<number, numb
   if (!changed) return { file: DEMO_CONFIG, ports }
   let text = readFileSync(DEMO_CONFIG, 'utf8')
   for (const p of wanted) text = text.replaceAll(`127.0.0.1:${p}`, `127.0.0.1:${ports[p]}`)
+  if (redisMode) {
+    // Both replicas share one Redis: one replay cache, one set of counters.
+    text = text.replace('store: memory', `store: redis\n  redis: { url: "\${env:REDIS_URL}", prefix: "portcullis-demo:${randomBytes(4).toString('hex')}:" }\n  replicas: 2`)
+    text = text.replace(/listen: 127\.0\.0\.1:[0-9]+\n/g, 'listen: 127.0.0.1:0\n')
+  }
   const file = join(mkdtempSync(join(tmpdir(), 'portcullis-demo-')), 'demo.yaml')
   writeFileSync(file, text)
   return { file, ports }
@@ -69,6 +76,7 @@ async function main(): Promise<number> {
     DEMO_WORKER_MASTER_KEY: randomBytes(32).toString('hex'),
   }
   Object.assign(process.env, secrets)
+  if (redisMode) process.env.REDIS_URL = REDIS_URL
   const { file, ports } = await choosePorts()
   const backends = [await startStandIn('orchestrator', ports[9000]!), await startStandIn('pool-manager', ports[9200]!)]
   const loaded = await loadConfigFile(file)
@@ -79,6 +87,8 @@ async function main(): Promise<number> {
   const logFile = join(tmpdir(), `portcullis-demo-${process.pid}.log`)
   const logger = createLogger('info', logFile)
   const gw = await startGateway({ file, gateway: loaded.gateway, logger })
+  const replica = redisMode ? await startGateway({ file, gateway: (await loadConfigFile(file) as { gateway: typeof loaded.gateway }).gateway, logger }) : undefined
+  const replicaClient = replica ? new Pool(replica.url) : undefined
   const base = gw.url
   const client = new Pool(base)
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
@@ -127,6 +137,18 @@ async function main(): Promise<number> {
     { what: 'capabilities 4/3: rate limited', expect: 429, send: () => call('GET', '/v1/capabilities', bearer) },
   ]
 
+  if (replica && replicaClient) {
+    const w2 = signWorkerV1({ id: 'worker-2', secret: secrets.DEMO_WORKER_SECRET })
+    const viaReplica = async () => {
+      const res = await replicaClient.request({ path: '/v2/nodes/n2/heartbeat', method: 'POST', headers: { ...w2 } })
+      return { status: res.statusCode, body: await res.body.text(), headers: res.headers }
+    }
+    steps.push(
+      { what: `replica A (${base}): worker-v1 heartbeat (worker-2)`, expect: 200, send: () => call('POST', '/v2/nodes/n2/heartbeat', { ...w2 }) },
+      { what: `replica B (${replica.url}): the same request`, expect: 401, send: viaReplica },
+    )
+  }
+
   const rows: string[][] = [['#', 'request', 'expected', 'got', 'code / identity', '']]
   let failures = 0
   for (const [i, step] of steps.entries()) {
@@ -151,6 +173,8 @@ async function main(): Promise<number> {
 
   const close = async () => {
     await client.close()
+    await replicaClient?.close()
+    await replica?.close()
     await gw.close()
     for (const b of backends) b.close()
   }

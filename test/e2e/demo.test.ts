@@ -21,3 +21,15 @@ t.test('demo --once passes every step and exits 0', async (t) => {
   t.notMatch(out, /FAIL/)
   for (const code of ['MISSING_CREDENTIALS', 'FORBIDDEN', 'NO_ROUTE', 'BAD_PATH', 'REPLAYED', 'DIGEST_MISMATCH', 'KEY_REVOKED', 'RATE_LIMITED']) t.match(out, code)
 })
+
+t.test('demo --once --redis: a request accepted by one replica is a replay at the other', async (t) => {
+  const child = spawn(process.execPath, [DEMO, '--once', '--redis'], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  clearTimeout(timer)
+  t.equal(code, 0, out)
+  t.match(out, /replica B .* the same request\s+401\s+401\s+REPLAYED/)
+})
