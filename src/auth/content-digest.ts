@@ -1,0 +1,48 @@
+// RFC 9530 Content-Digest: compute it for a body and check a received one against the exact bytes.
+// Only sha-256 and sha-512 are accepted; anything else is refused, never ignored. Never throws on input.
+import { createHash } from 'node:crypto'
+import { parseDictionary, serializeDictionary, isInnerList } from 'structured-headers'
+import { digestsEqual } from './credential.js'
+
+export type DigestAlgorithm = 'sha-256' | 'sha-512'
+
+const HASHES: Record<DigestAlgorithm, string> = { 'sha-256': 'sha256', 'sha-512': 'sha512' }
+
+export function isDigestAlgorithm(name: string): name is DigestAlgorithm {
+  return name === 'sha-256' || name === 'sha-512'
+}
+
+/** The Content-Digest field value for `body`, e.g. `sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:`. */
+export function computeContentDigest(body: Uint8Array | string, algorithm: DigestAlgorithm = 'sha-256'): string {
+  const digest = createHash(HASHES[algorithm]).update(body).digest()
+  return serializeDictionary(new Map([[algorithm, [digest, new Map()]]]))
+}
+
+/**
+ * `ok` when every member of the field is a supported algorithm whose digest equals the body's;
+ * `unsupported` when any member names another algorithm; `malformed` when the field is not a
+ * Dictionary of Byte Sequences (or is empty); `mismatch` otherwise.
+ */
+export type DigestCheck = 'ok' | 'mismatch' | 'unsupported' | 'malformed'
+
+export function verifyContentDigest(fieldValue: string, body: Uint8Array): DigestCheck {
+  let members
+  try {
+    members = parseDictionary(fieldValue)
+  } catch {
+    return 'malformed'
+  }
+  if (members.size === 0) return 'malformed'
+  const checks: Array<[DigestAlgorithm, Buffer]> = []
+  for (const [key, member] of members) {
+    if (isInnerList(member) || !(member[0] instanceof ArrayBuffer)) return 'malformed'
+    if (!isDigestAlgorithm(key)) return 'unsupported'
+    checks.push([key, Buffer.from(member[0])])
+  }
+  let ok = true
+  for (const [algorithm, claimed] of checks) {
+    const actual = createHash(HASHES[algorithm]).update(body).digest()
+    ok = digestsEqual(actual, claimed) && ok
+  }
+  return ok ? 'ok' : 'mismatch'
+}

@@ -1,0 +1,225 @@
+// RFC 9421 §2: the signature base of a request, and parsing of Signature-Input / Signature.
+// The one place signature structured fields are parsed; pure, and reports every fault as a value.
+import { createHmac, type KeyObject } from 'node:crypto'
+import {
+  isInnerList,
+  parseDictionary,
+  parseItem,
+  parseList,
+  serializeDictionary,
+  serializeInnerList,
+  serializeItem,
+  serializeList,
+  serializeParameters,
+  type InnerList,
+  type Item,
+  type Parameters,
+} from 'structured-headers'
+
+/** What a signature base is built from: one request, as the signer sent it or the verifier received it. */
+export interface SignedMessage {
+  method: string
+  /** `http` or `https`. */
+  scheme: string
+  /** host[:port], lower-cased, default port omitted. */
+  authority: string
+  /** Absolute path as sent, not decoded; '' is read as `/`. */
+  path: string
+  /** The query as sent with its leading `?`, or ''. */
+  query: string
+  /** The request target as sent; defaults to path + query. */
+  target?: string
+  /** Every instance of header `name` (lower-case) in order, or undefined when absent. */
+  field(name: string): readonly string[] | undefined
+}
+
+export type StructuredType = 'dictionary' | 'list' | 'item'
+
+/** Fields whose structured type is known, so `;sf` can re-serialize them (RFC 9421 §2.1.1). */
+export const KNOWN_STRUCTURED_FIELDS: Readonly<Record<string, StructuredType>> = {
+  'content-digest': 'dictionary',
+  'repr-digest': 'dictionary',
+  'want-content-digest': 'dictionary',
+  'want-repr-digest': 'dictionary',
+  'signature-input': 'dictionary',
+  signature: 'dictionary',
+  'accept-signature': 'dictionary',
+  priority: 'dictionary',
+}
+
+export interface BaseOptions {
+  /** Extra fields the application knows to be structured (for `;sf`). */
+  structuredFields?: Readonly<Record<string, StructuredType>>
+}
+
+export type BaseResult = { ok: true; base: string } | { ok: false; reason: string }
+
+const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
+const ASCII = /^[\x00-\x7f]*$/
+const NEWLINE = /[\r\n]/
+/** A component name whose sf-string form is just itself in quotes (the common case, serialized inline). */
+const PLAIN_NAME = /^@?[a-z0-9!#$%&'*+.^_`|~-]+$/
+
+/**
+ * RFC 9421 §2.5: the signature base for `covered` (the Signature-Input member: components and
+ * signature parameters). The last line is `"@signature-params": ` + the re-serialized inner list.
+ */
+export function buildSignatureBase(message: SignedMessage, covered: InnerList, options: BaseOptions = {}): BaseResult {
+  try {
+    const lines: string[] = []
+    const seen = new Set<string>()
+    for (const [name, params] of covered[0]) {
+      if (typeof name !== 'string') return fail('a component identifier is not a string')
+      const id = componentKey(name, params)
+      if (seen.has(id)) return fail(`component ${name} is listed twice`)
+      seen.add(id)
+      const value = name.startsWith('@') ? derivedValue(message, name, params) : fieldValue(message, name, params, options)
+      if (typeof value !== 'string') return value
+      if (NEWLINE.test(value)) return fail(`component ${name} contains a newline`)
+      lines.push((params.size === 0 && PLAIN_NAME.test(name) ? `"${name}"` : serializeItem(name, params)) + ': ' + value)
+    }
+    lines.push('"@signature-params": ' + serializeInnerList(covered))
+    const base = lines.join('\n')
+    if (!ASCII.test(base)) return fail('the signature base is not ASCII')
+    return { ok: true, base }
+  } catch {
+    return fail('a component cannot be serialized')
+  }
+}
+
+/** HTTP_SIGN / HTTP_VERIFY for hmac-sha256 (RFC 9421 §3.3.3): the 32-byte MAC of the base. */
+export function hmacSha256(key: KeyObject | Uint8Array, base: string): Buffer {
+  return createHmac('sha256', key).update(base, 'ascii').digest()
+}
+
+export interface SignatureEntry {
+  label: string
+  /** The Signature-Input member: covered components with the signature parameters. */
+  covered: InnerList
+  params: Parameters
+  /** The matching Signature member's bytes, when it is a Byte Sequence. */
+  signature?: Buffer
+}
+
+/**
+ * Both fields parsed as Dictionaries (RFC 9421 §4). Members of Signature-Input that are not inner
+ * lists are left out. undefined when either field is not a valid Dictionary.
+ */
+export function parseSignatureFields(signatureInput: string, signature: string): SignatureEntry[] | undefined {
+  let inputs, values
+  try {
+    inputs = parseDictionary(signatureInput)
+    values = parseDictionary(signature)
+  } catch {
+    return undefined
+  }
+  const entries: SignatureEntry[] = []
+  for (const [label, member] of inputs) {
+    if (!isInnerList(member)) continue
+    const value = values.get(label)
+    const bytes = value !== undefined && !isInnerList(value) && value[0] instanceof ArrayBuffer ? Buffer.from(value[0]) : undefined
+    entries.push({ label, covered: member, params: member[1], signature: bytes })
+  }
+  return entries
+}
+
+/** A component identifier from its text: `@method`, `content-type`, or sf form `"@query-param";name="id"`. */
+export function parseComponentId(text: string): Item {
+  return text.startsWith('"') ? parseItem(text) : [text, new Map()]
+}
+
+/** The Signature-Input and Signature field values for one signature under `label`. */
+export function signatureFieldValues(label: string, covered: InnerList, mac: Uint8Array): { signatureInput: string; signature: string } {
+  return {
+    signatureInput: serializeDictionary(new Map([[label, covered]])),
+    signature: serializeDictionary(new Map([[label, [mac, new Map()] as Item]])),
+  }
+}
+
+function derivedValue(message: SignedMessage, name: string, params: Parameters): string | BaseResult {
+  if (name === '@query-param') {
+    const wanted = params.get('name')
+    if (params.size !== 1 || typeof wanted !== 'string') return fail('@query-param needs exactly one `name` parameter')
+    return queryParam(message.query, wanted)
+  }
+  if (params.size > 0) return fail(`${name} takes no parameters here`)
+  switch (name) {
+    case '@method':
+      return message.method
+    case '@authority':
+      return message.authority === '' ? fail('the request has no authority') : message.authority
+    case '@scheme':
+      return message.scheme
+    case '@target-uri':
+      return `${message.scheme}://${message.authority}${message.path || '/'}${message.query}`
+    case '@request-target':
+      return message.target ?? (message.path || '/') + message.query
+    case '@path':
+      return message.path || '/'
+    case '@query':
+      return message.query || '?'
+    case '@status':
+      return fail('@status belongs to responses')
+    default:
+      return fail(`unknown derived component ${name}`)
+  }
+}
+
+function fieldValue(message: SignedMessage, name: string, params: Parameters, options: BaseOptions): string | BaseResult {
+  if (!FIELD_NAME.test(name)) return fail(`bad field name ${name}`)
+  for (const [key, value] of params) {
+    if (key === 'key' ? typeof value !== 'string' : (key !== 'sf' && key !== 'bs') || value !== true) {
+      return fail(`unsupported parameter ${key} on ${name}`)
+    }
+  }
+  if (params.has('bs') && (params.has('sf') || params.has('key'))) return fail(`bs cannot combine with sf or key on ${name}`)
+  const instances = message.field(name)
+  if (instances === undefined || instances.length === 0) return fail(`field ${name} is absent`)
+  const values = instances.map((v) => v.replace(/\r?\n[ \t]+/g, ' ').trim())
+  if (params.has('bs')) return serializeList(values.map((v) => [Buffer.from(v, 'latin1'), new Map()] as Item))
+  const combined = values.join(', ')
+  const key = params.get('key')
+  if (typeof key === 'string') {
+    const member = parseDictionary(combined).get(key)
+    if (member === undefined) return fail(`${name} has no member ${key}`)
+    return isInnerList(member) ? serializeInnerList(member) : serializeItem(member)
+  }
+  if (params.has('sf')) {
+    const type = options.structuredFields?.[name] ?? KNOWN_STRUCTURED_FIELDS[name]
+    if (type === undefined) return fail(`${name} is not a known structured field`)
+    if (type === 'dictionary') return serializeDictionary(parseDictionary(combined))
+    if (type === 'list') return serializeList(parseList(combined))
+    return serializeItem(parseItem(combined))
+  }
+  return combined
+}
+
+/** RFC 9421 §2.2.8: form-urlencoded parse, then re-encode; absent or repeated names are errors. */
+function queryParam(query: string, wanted: string): string | BaseResult {
+  let found: string | undefined
+  let count = 0
+  for (const [name, value] of new URLSearchParams(query.startsWith('?') ? query.slice(1) : query)) {
+    if (formEncode(name) === wanted) {
+      found = value
+      count++
+    }
+  }
+  if (found === undefined || count !== 1) return fail(`query parameter ${wanted} is absent or repeated`)
+  return formEncode(found)
+}
+
+/** Percent-encode every byte outside ALPHA / DIGIT / `*-._`, as the RFC's examples do (space → %20). */
+export function formEncode(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+}
+
+/** Identity of a component regardless of parameter order (RFC 9421 §2: `;a;b` equals `;b;a`). */
+function componentKey(name: string, params: Parameters): string {
+  if (params.size === 0) return JSON.stringify(name)
+  const parts = [...params].map(([k, v]) => serializeParameters(new Map([[k, v]]))).sort()
+  return JSON.stringify(name) + parts.join('')
+}
+
+function fail(reason: string): BaseResult {
+  return { ok: false, reason }
+}
