@@ -25,7 +25,8 @@ export function formatFinding(f: Finding): string {
   return `${f.file}:${f.line}:${f.col}: ${f.severity}: ${f.message}`
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+// verbose: errors carry their parentSchema, whose description and consts make the messages below.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
 const validateFile = ajv.compile<GatewayConfigFile>(GatewayConfigSchema)
 const validateScheme = Object.fromEntries(Object.entries(SCHEME_SCHEMAS).map(([k, s]) => [k, ajv.compile(s)]))
 
@@ -83,13 +84,22 @@ function ajvPath(instancePath: string): (string | number)[] {
 /** One readable message per problem: union branches at one path collapse into a single line. */
 function describeAjvErrors(errors: ErrorObject[], base: ConfigPath): { path: ConfigPath; key: boolean; message: string }[] {
   const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+  // Inside a union such as `rateLimit: {…} | false`, an unknown or missing key of the object branch, or
+  // any error further down, says more than the union's summary: report those and drop the summary.
+  const specific = (e: ErrorObject) => e.keyword === 'additionalProperties' || e.keyword === 'required'
+  const explained = new Set<string>()
+  for (const e of errors) {
+    if (e.keyword === 'anyOf') continue
+    for (const p of unionPaths) if ((e.instancePath === p && specific(e)) || e.instancePath.startsWith(p + '/')) explained.add(p)
+  }
   const out: { path: ConfigPath; key: boolean; message: string }[] = []
   const seen = new Set<string>()
   for (const e of errors) {
     const path = [...base, ...ajvPath(e.instancePath)]
     const field = fieldName(path)
     let item: { path: ConfigPath; key: boolean; message: string }
-    if (e.keyword !== 'anyOf' && unionPaths.has(e.instancePath)) continue
+    if (e.keyword === 'anyOf' && explained.has(e.instancePath)) continue
+    if (e.keyword !== 'anyOf' && unionPaths.has(e.instancePath) && !specific(e)) continue
     switch (e.keyword) {
       case 'additionalProperties': {
         const prop = (e.params as { additionalProperty: string }).additionalProperty
@@ -101,8 +111,9 @@ function describeAjvErrors(errors: ErrorObject[], base: ConfigPath): { path: Con
         break
       case 'anyOf': {
         const desc = (e.parentSchema as { description?: string; anyOf?: { const?: unknown }[] }) ?? {}
-        const consts = (desc.anyOf ?? []).map((b) => b.const).filter((c) => c !== undefined)
-        const expected = desc.description ?? (consts.length ? `one of ${consts.map((c) => JSON.stringify(c)).join(', ')}` : 'a valid value')
+        const consts = (desc.anyOf ?? []).map((b) => b.const)
+        const allConsts = consts.length > 0 && consts.every((c) => c !== undefined)
+        const expected = desc.description ?? (allConsts ? `one of ${consts.map((c) => JSON.stringify(c)).join(', ')}` : 'a valid value')
         item = { path, key: false, message: `${field}: must be ${expected}` }
         break
       }
@@ -143,7 +154,8 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   const errors: Finding[] = []
   const warnings: Finding[] = []
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 1, col: 1 }
+    // prettyErrors is off, so linePos is not filled in: place the error from its offset.
+    const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0])
     errors.push({ file, line: pos.line, col: pos.col, severity: 'error', message: `YAML: ${e.message.split('\n')[0]}` })
   }
   if (errors.length) return { ok: false, errors, warnings }

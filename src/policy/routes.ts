@@ -11,10 +11,11 @@ export interface PathMatcher {
 export function compilePathMatcher(spec: { path?: string; prefix?: string }): PathMatcher {
   if (spec.prefix !== undefined) {
     const prefix = spec.prefix
-    const bare = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+    // `/pools/` covers `/pools/` and below only; `/pools` also covers `/pools` itself. Neither `/poolsx`.
+    if (prefix.endsWith('/')) return { id: prefix, matches: (path) => path.startsWith(prefix) }
     return {
       id: prefix,
-      matches: (path) => path === bare || path.startsWith(bare + '/') || (bare === '' && path.startsWith('/')),
+      matches: (path) => path === prefix || path.startsWith(prefix + '/'),
     }
   }
   const pattern = spec.path!

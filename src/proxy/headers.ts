@@ -50,6 +50,8 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
     if (isIdentityHeaderName(name)) continue
     if (o.strip?.has(name)) continue
     if (name === 'host' || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || name === 'x-forwarded-host') continue
+    // The gateway's own server already answered `Expect: 100-continue`; undici refuses to send it on.
+    if (name === 'expect') continue
     out[name] = incoming[name]
   }
   out['host'] = o.host

@@ -1,0 +1,113 @@
+// Header hygiene (DESIGN §3.6): hop-by-hop and Connection-named headers go, every client-sent x-auth-*
+// (any case, `_` for `-`) goes, credentials go unless kept, and the identity headers are set last.
+import t from 'tap'
+import type { IncomingHttpHeaders } from 'node:http'
+import { connectionNamed, forwardHeaders, isIdentityHeaderName, responseHeaders, type ForwardHeaderOptions } from '../../../src/proxy/headers.js'
+import type { Identity } from '../../../src/auth/types.js'
+
+const identity: Identity = { name: 'orchestratord', roles: ['control-plane', 'ops'], method: 'bearer', fp: 'token:abc123' }
+const CREDENTIALS = new Set(['authorization', 'x-api-key', 'x-worker-id', 'x-worker-timestamp', 'x-worker-signature', 'signature', 'signature-input'])
+
+function options(o: Partial<ForwardHeaderOptions> = {}): ForwardHeaderOptions {
+  return { strip: CREDENTIALS, setIdentityHeaders: true, upgrade: false, host: '127.0.0.1:9000', forwardedFor: '127.0.0.1', proto: 'http', ...o }
+}
+
+t.test('isIdentityHeaderName: x-auth- in any case, with _ for -', async (t) => {
+  for (const n of ['x-auth-identity', 'x_auth_identity', 'x-auth_fingerprint', 'x_auth-method', 'x-auth-roles', 'x-auth-anything', 'x-auth-assertion']) t.equal(isIdentityHeaderName(n), true, n)
+  for (const n of ['x-auth', 'x-authx-identity', 'x-authidentity', 'authorization', 'x-api-key', 'xx-auth-identity']) t.equal(isIdentityHeaderName(n), false, n)
+})
+
+t.test('connectionNamed lower-cases and trims the listed names', async (t) => {
+  t.same([...connectionNamed('close, X-Secret ,  x-auth-identity')!], ['close', 'x-secret', 'x-auth-identity'])
+  t.same([...connectionNamed(['keep-alive', 'X-A'])!], ['keep-alive', 'x-a'])
+  t.equal(connectionNamed(undefined), undefined)
+})
+
+t.test('hop-by-hop and Connection-named headers are dropped; others are kept', async (t) => {
+  const incoming: IncomingHttpHeaders = {
+    host: 'gateway.example',
+    connection: 'close, x-drop-me',
+    'keep-alive': 'timeout=5',
+    'proxy-connection': 'keep-alive',
+    te: 'trailers',
+    trailer: 'x-t',
+    'transfer-encoding': 'chunked',
+    upgrade: 'websocket',
+    'proxy-authorization': 'Basic abc',
+    'proxy-authenticate': 'Basic',
+    'x-drop-me': '1',
+    'x-keep-me': '2',
+    'content-type': 'text/plain',
+  }
+  const out = forwardHeaders(incoming, options())
+  for (const h of ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'x-drop-me']) t.equal(out[h], undefined, `${h} dropped`)
+  t.equal(out['x-keep-me'], '2')
+  t.equal(out['content-type'], 'text/plain')
+  t.equal(out.host, '127.0.0.1:9000', 'Host is the upstream')
+  t.equal(out['x-forwarded-host'], 'gateway.example')
+  t.equal(out['x-forwarded-for'], '127.0.0.1')
+  t.equal(out['x-forwarded-proto'], 'http')
+})
+
+t.test('client x-auth-* never survive; identity headers are set, not appended', async (t) => {
+  const incoming: IncomingHttpHeaders = {
+    'x-auth-identity': 'admin',
+    'x-auth-roles': 'admin',
+    x_auth_identity: 'admin',
+    x_auth_method: 'forged',
+    'x-auth_fingerprint': 'token:000000',
+    'x-auth-assertion': 'forged',
+    connection: 'x-auth-identity, x-auth-roles',
+  }
+  const out = forwardHeaders(incoming, options({ identity }))
+  t.equal(out['x-auth-identity'], 'orchestratord')
+  t.equal(out['x-auth-method'], 'bearer')
+  t.equal(out['x-auth-roles'], 'control-plane,ops', 'comma-separated without spaces')
+  t.equal(out['x-auth-fingerprint'], 'token:abc123')
+  t.equal(out['x-auth-assertion'], undefined)
+  const authNames = Object.keys(out).filter((n) => isIdentityHeaderName(n.toLowerCase()))
+  t.same(authNames.sort(), ['x-auth-fingerprint', 'x-auth-identity', 'x-auth-method', 'x-auth-roles'], 'only the gateway\'s four, once each')
+
+  const anonymous = forwardHeaders(incoming, options())
+  t.same(Object.keys(anonymous).filter((n) => isIdentityHeaderName(n)), [], 'a public route forwards no x-auth-* at all')
+  const off = forwardHeaders(incoming, options({ identity, setIdentityHeaders: false }))
+  t.same(Object.keys(off).filter((n) => isIdentityHeaderName(n)), [], 'identityHeaders: false sets none and still strips the client\'s')
+})
+
+t.test('credentials are stripped by default and kept with strip: null', async (t) => {
+  const incoming: IncomingHttpHeaders = { authorization: 'Bearer secret', 'x-api-key': 'k', 'x-worker-signature': 's', signature: 'sig=:x:', 'signature-input': 'sig=()', 'x-other': 'o' }
+  const stripped = forwardHeaders(incoming, options({ identity }))
+  for (const h of CREDENTIALS) t.equal(stripped[h], undefined, `${h} stripped`)
+  t.equal(stripped['x-other'], 'o')
+  const kept = forwardHeaders(incoming, options({ identity, strip: null }))
+  t.equal(kept.authorization, 'Bearer secret')
+  t.equal(kept['x-api-key'], 'k')
+  t.equal(kept.signature, 'sig=:x:')
+})
+
+t.test('Upgrade passes only when asked (websocket routes)', async (t) => {
+  const incoming: IncomingHttpHeaders = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' }
+  const plain = forwardHeaders(incoming, options())
+  t.equal(plain.upgrade, undefined)
+  t.equal(plain.connection, undefined)
+  t.equal(plain['sec-websocket-key'], 'k')
+  const ws = forwardHeaders(incoming, options({ upgrade: true }))
+  t.equal(ws.upgrade, 'websocket')
+  t.equal(ws.connection, 'upgrade')
+})
+
+t.test('Expect is not forwarded (the gateway answered 100-continue itself)', async (t) => {
+  const out = forwardHeaders({ expect: '100-continue', 'content-length': '5' }, options())
+  t.equal(out.expect, undefined)
+  t.equal(out['content-length'], '5')
+})
+
+t.test('extra headers (the assertion) are set after stripping', async (t) => {
+  const out = forwardHeaders({ 'x-auth-assertion': 'forged' }, options({ identity, extra: { 'x-auth-assertion': 'signed' } }))
+  t.equal(out['x-auth-assertion'], 'signed')
+})
+
+t.test('responseHeaders drops hop-by-hop and Connection-named headers', async (t) => {
+  const out = responseHeaders({ connection: 'keep-alive, x-internal', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'x-internal': 'i', 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
+  t.same(out, { 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
+})
