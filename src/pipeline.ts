@@ -14,10 +14,11 @@ import { BodyTooLargeError, hasBody, readBody } from './proxy/body.js'
 import { forwardHeaders } from './proxy/headers.js'
 import type { UpstreamPools } from './proxy/forward.js'
 import { tunnelUpgrade } from './proxy/websocket.js'
-import type { AuditEvent, AuditRecord, DecisionListener } from './observe/audit.js'
+import type { AuditEvent, AuditRecord, DecisionDetail, DecisionListener } from './observe/audit.js'
 import { countAuthFailure, checkAuthFailures, countRequest, type GatewayState, type LimitHeaders } from './policy/limits.js'
 import { StoreUnavailableError } from './state/types.js'
 import { clientAddress } from './policy/client-address.js'
+import { isJoinRequest, serveJoin } from './auth/join.js'
 
 /** Everything a request needs; `gateway` is swapped whole on reload, the rest lives as long as the process. */
 export interface Runtime {
@@ -42,6 +43,7 @@ type Verdict =
       identity?: string
       authMethod?: string
       fp?: string
+      limitedBy?: DecisionDetail['limitedBy']
     }
   | { ok: true; route: CompiledRoute; identity?: Identity; body?: Buffer; target: string; limitHeaders?: LimitHeaders }
 
@@ -74,7 +76,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
 
   try {
     const throttled = await checkAuthFailures(rt.state, gw, x.ip)
-    if (throttled) return deny('RATE_LIMITED', { route, headers: throttled })
+    if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
 
     let identity: Identity | undefined
     let body: Buffer | undefined
@@ -95,8 +97,10 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
     }
     const limit = await countRequest(rt.state, route, identity, x.ip)
     if (limit && !limit.ok) {
-      return deny('RATE_LIMITED', { route, headers: limit.headers, ...(identity ? { identity: identity.name, authMethod: identity.method, fp: identity.fp } : {}) })
+      return deny('RATE_LIMITED', { route, headers: limit.headers, ...(route.rateLimit ? { limitedBy: route.rateLimit.by } : {}), ...(identity ? { identity: identity.name, authMethod: identity.method, fp: identity.fp } : {}) })
     }
+    // The assertion's cdg binds the body: read it (bounded by bodyLimit) whenever one will be signed.
+    if (identity && !body && rt.assert && gw.forward.assertion && hasBody(req) && req.headers.upgrade === undefined) body = await readBody(req, gw.server.bodyLimit)
     return { ok: true, route, ...(identity ? { identity } : {}), ...(body ? { body } : {}), target: target.path + target.query, ...(limit ? { limitHeaders: limit.headers } : {}) }
   } catch (err) {
     if (err instanceof BodyTooLargeError) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' } })
@@ -105,7 +109,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
   }
 }
 
-function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: string | null): void {
+function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: string | null, detail?: DecisionDetail): void {
   const route = v.route ?? null
   const identity = v.ok ? v.identity : undefined
   const record: AuditRecord = {
@@ -123,7 +127,8 @@ function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: str
     upstream: route ? route.upstream.name : null,
     ms: Math.round((performance.now() - x.start) * 100) / 100,
   }
-  for (const l of rt.listeners) l.decision(record)
+  const d = detail ?? (!v.ok && v.limitedBy ? { limitedBy: v.limitedBy } : undefined)
+  for (const l of rt.listeners) l.decision(record, d)
 }
 
 export function sendError(res: ServerResponse, code: ErrorCode, reqId: string, message?: string, headers?: OutgoingHttpHeaders): void {
@@ -146,6 +151,8 @@ function exchange(rt: Runtime, req: IncomingMessage): Exchange {
 /** An ordinary HTTP request (an Upgrade on a route without `websocket: true` also lands here). */
 export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const x = exchange(rt, req)
+  // DESIGN §4.7: the join path (canonical, exactly as configured) needs no route and is never forwarded.
+  if (x.gw.join && isJoinRequest(x.gw.join, req)) return serveJoin(rt, x, req, res, x.gw.join)
   let v: Verdict
   try {
     v = await decide(rt, x, req)
@@ -174,19 +181,20 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     headers['content-length'] = String(v.body.length)
     delete headers['transfer-encoding']
   }
+  const sentAt = performance.now()
   const result = await rt.pools.forward(
     { upstream: route.upstream, method: x.method, target: v.target, headers, ...(v.body ? { body: v.body } : {}), req, bodyLimit: x.gw.server.bodyLimit },
     res,
     (status, out) => {
       out['x-request-id'] = x.reqId
       if (v.limitHeaders) Object.assign(out, v.limitHeaders)
-      audit(rt, x, v, status, null)
+      audit(rt, x, v, status, null, { upstreamMs: performance.now() - sentAt })
     },
   )
   if (result.error) {
     if (!result.started) {
       sendError(res, result.error, x.reqId)
-      audit(rt, x, v, ERRORS[result.error].status, result.error)
+      audit(rt, x, v, ERRORS[result.error].status, result.error, { upstreamMs: performance.now() - sentAt })
     } else res.destroy()
   }
 }
@@ -215,6 +223,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: S
     return
   }
   const { route, identity } = v
+  const extra = identity && rt.assert ? await rt.assert(x.gw, { identity, route, method: x.method, target: v.target, reqId: x.reqId }) : undefined
   const headers = forwardHeaders(req.headers, {
     strip: route.credentials === 'strip' ? stripSet(x.gw) : null,
     ...(identity ? { identity } : {}),
@@ -223,6 +232,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: S
     host: hostOf(route.upstream.origin),
     forwardedFor: x.ip,
     proto: rt.tls ? 'https' : 'http',
+    ...(extra ? { extra } : {}),
   })
   const status = await tunnelUpgrade({ upstream: route.upstream, method: x.method, target: v.target, headers, socket, head })
   if (typeof status === 'number') audit(rt, x, v, status, null)

@@ -3,7 +3,10 @@
 import type { GatewayConfigFile } from '../config/schema.js'
 import type { CompileContext } from '../config/types.js'
 import type { Authenticator } from './types.js'
+import { createMtlsMethod } from './mtls.js'
 
 export type IdentityMethodFactory = (config: GatewayConfigFile, ctx: CompileContext) => Authenticator | undefined
 
 export const IDENTITY_METHOD_FACTORIES: Record<string, IdentityMethodFactory> = {}
+
+IDENTITY_METHOD_FACTORIES['mtls'] = createMtlsMethod

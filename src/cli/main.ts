@@ -11,6 +11,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   fingerprint: () => import('./fingerprint.js'),
   sign: () => import('./sign.js'),
   'derive-key': () => import('./derive-key.js'),
+  mint: () => import('./mint.js'),
+  join: () => import('./join.js'),
 }
 
 const USAGE = `usage: portcullis <command> [options]
@@ -21,6 +23,8 @@ const USAGE = `usage: portcullis <command> [options]
   fingerprint [TOKEN] [--full]
   sign --scheme worker-v1|rfc9421 ... URL [--send]
   derive-key --master-env VAR --key-id ID
+  mint --scheme NAME --sub ID [--roles a,b] [--ttl 10m] [--key FILE] [--config PATH]
+  join --url URL --key-id ID --psk-env VAR [--path PATH]
 `
 
 async function main(argv: string[]): Promise<number> {

@@ -11,6 +11,8 @@ import { createBearerAuthenticator } from '../auth/bearer.js'
 import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-key.js'
 import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
+import { compileJoin, type JoinEndpoint } from '../auth/join.js'
+import { assertionKeyProblem } from '../proxy/assertion.js'
 
 export interface Listen {
   host: string
@@ -82,6 +84,8 @@ export interface Gateway {
   apiKeyHeaders: readonly string[]
   defaults: { rateLimit: RateLimitPolicy | null; authFailures: { max: number; windowMs: number } | null }
   forward: { identityHeaders: boolean; credentials: 'strip' | 'keep'; assertion?: { keyPem: string; ttlMs: number } }
+  /** DESIGN §4.7: POST <join.path>, answered before route matching. */
+  join?: JoinEndpoint
 }
 
 export function parseListen(value: string): Listen | undefined {
@@ -208,8 +212,11 @@ export function compileGateway(
   let assertion: Gateway['forward']['assertion']
   if (forwardSpec.assertion) {
     const keyPem = ctx.secret(['forward', 'assertion', 'key'], forwardSpec.assertion.key)
-    if (keyPem) assertion = { keyPem, ttlMs: durationMs(forwardSpec.assertion.ttl ?? '60s') }
+    const problem = keyPem === undefined ? undefined : assertionKeyProblem(keyPem)
+    if (problem) ctx.error(['forward', 'assertion', 'key'], problem)
+    else if (keyPem) assertion = { keyPem, ttlMs: durationMs(forwardSpec.assertion.ttl ?? '60s') }
   }
+  const join = compileJoin(raw, ctx, authenticators)
 
   const defaultRateLimit = rateLimitPolicy(raw.defaults?.rateLimit) ?? null
   const af = raw.defaults?.authFailures
@@ -294,5 +301,6 @@ export function compileGateway(
     apiKeyHeaders,
     defaults: { rateLimit: defaultRateLimit, authFailures },
     forward: { identityHeaders, credentials, ...(assertion ? { assertion } : {}) },
+    ...(join ? { join } : {}),
   }
 }

@@ -39,7 +39,7 @@ export async function countAuthFailure(state: GatewayState, gw: Gateway, ip: str
   if (policy) await state.limits.hit('af:' + rateLimitBucket(ip), policy.windowMs)
 }
 
-export function rateLimitKey(route: CompiledRoute, policy: RateLimitPolicy, identity: Identity | undefined, ip: string): string {
+export function rateLimitKey(route: Pick<CompiledRoute, 'id'>, policy: RateLimitPolicy, identity: Identity | undefined, ip: string): string {
   const subject = policy.by === 'identity' && identity ? 'id:' + identity.name : 'ip:' + rateLimitBucket(ip)
   return `rl:${route.id}:${subject}`
 }
@@ -47,7 +47,7 @@ export function rateLimitKey(route: CompiledRoute, policy: RateLimitPolicy, iden
 /** Count this request against its route's limit; undefined when the route has none. */
 export async function countRequest(
   state: GatewayState,
-  route: CompiledRoute,
+  route: Pick<CompiledRoute, 'id' | 'rateLimit'>,
   identity: Identity | undefined,
   ip: string,
 ): Promise<{ ok: boolean; headers: LimitHeaders } | undefined> {

@@ -1,0 +1,184 @@
+// DESIGN §4.6: `type: jwt` schemes — short-lived tokens in `Authorization: Bearer`, HS256 with a
+// secret or EdDSA / ES256 with a JWKS of public keys. Keys and allowed algorithms are fixed at load;
+// `none` and algorithm confusion are impossible by construction. Never logs or returns a token.
+import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
+import { durationMs } from '../config/types.js'
+import type { JwtSchemeFile } from '../config/schema.js'
+import { bearerToken } from './bearer.js'
+import { tokenFingerprint } from './credential.js'
+import type { SchemeFactory } from './registry.js'
+import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
+
+/** Seconds of clock difference tolerated on exp, nbf and iat (DESIGN §4.6). */
+export const CLOCK_TOLERANCE_S = 30
+/** Printable ASCII, spaces only inside: the identity becomes the x-auth-identity header. */
+export const JWT_SUBJECT = /^[\x21-\x7e](?:[\x20-\x7e]{0,254}[\x21-\x7e])?$/
+/** A role also appears in the comma-separated x-auth-roles header. */
+export const JWT_ROLE = /^[\x21-\x2b\x2d-\x7e]{1,128}$/
+
+/** One verification key of a scheme and the JWS algorithms it may verify. */
+export interface JwtVerificationKey {
+  key: KeyObject
+  algorithms: readonly string[]
+  kid?: string
+}
+
+export interface JwtOptions {
+  name: string
+  keys: readonly JwtVerificationKey[]
+  issuer?: string
+  audience?: string
+  maxTtlMs: number
+  rolesClaim: string
+  /** Roles every valid token gets, in addition to its rolesClaim. */
+  roles: readonly string[]
+}
+
+type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean }
+
+export function createJwtAuthenticator(options: JwtOptions): Authenticator {
+  const { name, keys, maxTtlMs, rolesClaim } = options
+  const algorithms = [...new Set(keys.flatMap((k) => k.algorithms))]
+  const verifyOptions: JWTVerifyOptions = {
+    algorithms,
+    clockTolerance: CLOCK_TOLERANCE_S,
+    requiredClaims: ['exp'],
+    ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+    ...(options.audience !== undefined ? { audience: options.audience } : {}),
+  }
+  /** Keys that may verify this header: its alg allowed for the key, and its kid when both have one. */
+  const candidates = (header: ProtectedHeaderParameters): JwtVerificationKey[] =>
+    keys.filter((k) => typeof header.alg === 'string' && k.algorithms.includes(header.alg) && (header.kid === undefined || k.kid === undefined || header.kid === k.kid))
+
+  async function verify(token: string, now: number): Promise<Verdict> {
+    let header: ProtectedHeaderParameters
+    try {
+      header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as ProtectedHeaderParameters
+    } catch {
+      return { ok: false, expired: false }
+    }
+    if (header === null || typeof header !== 'object') return { ok: false, expired: false }
+    let expired = false
+    for (const k of candidates(header)) {
+      try {
+        const { payload } = await jwtVerify(token, k.key, { ...verifyOptions, currentDate: new Date(now) })
+        return { ok: true, payload }
+      } catch (err) {
+        // Time faults are reported only for a token whose signature verified (jose checks it first).
+        if (isTimeFault(err)) expired = true
+      }
+    }
+    return { ok: false, expired }
+  }
+
+  async function authenticate(req: AuthRequest): Promise<AuthOutcome> {
+    const token = bearerToken(req.raw)
+    if (token === undefined) return { kind: 'absent' }
+    const fp = tokenFingerprint(token)
+    const invalid: AuthOutcome = { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
+    if (token.length > 16_384 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return invalid
+    const v = await verify(token, req.now)
+    if (!v.ok) return v.expired ? { kind: 'deny', code: 'TOKEN_EXPIRED', fp } : invalid
+    const { payload } = v
+    const exp = payload.exp as number
+    const nowS = req.now / 1000
+    // iat in the future is "not yet valid"; a lifetime beyond maxTtl is refused even if unexpired.
+    if (payload.iat !== undefined && payload.iat > nowS + CLOCK_TOLERANCE_S) return { kind: 'deny', code: 'TOKEN_EXPIRED', fp }
+    const lifetimeS = exp - (payload.iat ?? nowS)
+    if (lifetimeS * 1000 > maxTtlMs) return { kind: 'deny', code: 'TOKEN_EXPIRED', fp }
+    const sub = payload.sub
+    if (typeof sub !== 'string' || !JWT_SUBJECT.test(sub)) return invalid
+    const claimed = payload[rolesClaim]
+    if (claimed !== undefined && (!Array.isArray(claimed) || !claimed.every((r) => typeof r === 'string' && JWT_ROLE.test(r)))) return invalid
+    const roles = [...new Set([...options.roles, ...((claimed as string[] | undefined) ?? [])])]
+    return { kind: 'identity', identity: { name: sub, roles, method: name, fp, expiresAt: exp * 1000 } }
+  }
+
+  return {
+    name,
+    kind: 'bearer',
+    credentialHeaders: ['authorization'],
+    challenge: 'Bearer realm="portcullis"',
+    missingMessage: 'Missing token',
+    present: (req) => bearerToken(req) !== undefined,
+    authenticate,
+  }
+}
+
+function isTimeFault(err: unknown): boolean {
+  if (err instanceof errors.JWTExpired) return true
+  return err instanceof errors.JWTClaimValidationFailed && err.claim === 'nbf' && err.reason === 'check_failed'
+}
+
+/** Ed25519 → EdDSA (and jose's `Ed25519` name for it); P-256 → ES256. Anything else is not accepted. */
+function algorithmsFor(jwk: JsonWebKey): string[] | undefined {
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return ['EdDSA', 'Ed25519']
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return ['ES256']
+  return undefined
+}
+
+/** A JWKS document's keys → verification keys, or a message naming what is wrong (never key material). */
+export function jwksVerificationKeys(text: string): { ok: true; keys: JwtVerificationKey[] } | { ok: false; message: string } {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch {
+    return { ok: false, message: 'is not valid JSON' }
+  }
+  const list = (doc as { keys?: unknown })?.keys
+  if (!Array.isArray(list) || list.length === 0) return { ok: false, message: 'must be a JWKS: {"keys": [...]} with at least one key' }
+  const keys: JwtVerificationKey[] = []
+  for (const [i, jwk] of (list as JsonWebKey[]).entries()) {
+    if (jwk === null || typeof jwk !== 'object') return { ok: false, message: `keys[${i}] is not a JSON object` }
+    if (jwk.d !== undefined) return { ok: false, message: `keys[${i}] holds a private key; a JWKS for verification holds public keys only` }
+    if (jwk.use !== undefined && jwk.use !== 'sig') continue
+    let algorithms = algorithmsFor(jwk)
+    if (!algorithms) return { ok: false, message: `keys[${i}]: only Ed25519 (EdDSA) and P-256 (ES256) public keys are supported` }
+    if (typeof jwk.alg === 'string') {
+      if (!algorithms.includes(jwk.alg)) return { ok: false, message: `keys[${i}]: alg "${jwk.alg}" does not fit a ${String(jwk.crv)} key` }
+      algorithms = jwk.alg === 'ES256' ? ['ES256'] : ['EdDSA', 'Ed25519']
+    }
+    let key: KeyObject
+    try {
+      key = createPublicKey({ key: jwk, format: 'jwk' })
+    } catch {
+      return { ok: false, message: `keys[${i}] is not a valid public key` }
+    }
+    keys.push({ key, algorithms, ...(typeof jwk.kid === 'string' ? { kid: jwk.kid } : {}) })
+  }
+  if (keys.length === 0) return { ok: false, message: 'has no signature key (use: "sig")' }
+  return { ok: true, keys }
+}
+
+/** gateway.yaml `type: jwt` → authenticator; the secret is resolved or the JWKS read and imported here, once. */
+export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, path) => {
+  if ((spec.secret === undefined) === (spec.jwks === undefined)) {
+    ctx.error(path, 'a jwt scheme needs exactly one of `secret` (HS256) or `jwks` (EdDSA / ES256 public keys)')
+    return undefined
+  }
+  let keys: JwtVerificationKey[]
+  if (spec.secret !== undefined) {
+    const secret = ctx.secret(path.concat('secret'), spec.secret)
+    if (secret === undefined) return undefined
+    keys = [{ key: createSecretKey(Buffer.from(secret, 'utf8')), algorithms: ['HS256'] }]
+  } else {
+    const text = ctx.readFile(path.concat('jwks'), spec.jwks!)
+    if (text === undefined) return undefined
+    const parsed = jwksVerificationKeys(text.toString('utf8'))
+    if (!parsed.ok) {
+      ctx.error(path.concat('jwks'), `${spec.jwks} ${parsed.message}`)
+      return undefined
+    }
+    keys = parsed.keys
+  }
+  return createJwtAuthenticator({
+    name,
+    keys,
+    ...(spec.issuer !== undefined ? { issuer: spec.issuer } : {}),
+    ...(spec.audience !== undefined ? { audience: spec.audience } : {}),
+    maxTtlMs: durationMs(spec.maxTtl ?? '15m'),
+    rolesClaim: spec.rolesClaim ?? 'roles',
+    roles: spec.roles ?? [],
+  })
+}

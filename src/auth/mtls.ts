@@ -1,0 +1,185 @@
+// DESIGN §4.5: mutual TLS. A client certificate verified against server.tls.clientCa authenticates
+// the identity whose `mtls.subject` or `mtls.san` names it. Only `socket.authorized` certificates
+// count; the TLS layer requests but never requires one, so public routes work without. Never logs.
+import type { X509Certificate } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import type { IdentityFile } from '../config/schema.js'
+import type { ConfigPath } from '../config/types.js'
+import { keyFingerprint } from './credential.js'
+import type { IdentityMethodFactory } from './identity-methods.js'
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
+
+interface Owner {
+  name: string
+  roles: readonly string[]
+}
+
+/** How a configured identity is found: the full DN, the CN alone, or one SAN entry. */
+export interface MtlsTable {
+  byDn: ReadonlyMap<string, Owner>
+  byCn: ReadonlyMap<string, Owner>
+  /** `DNS:host`, `URI:spiffe://…`, `IP:10.0.0.1`, `email:a@b` → owner. */
+  bySan: ReadonlyMap<string, Owner>
+}
+
+/**
+ * A DN as RFC 4514 writes it and as `openssl x509 -noout -subject -nameopt RFC2253` prints it:
+ * most specific RDN first, `,` between RDNs without spaces, attribute types upper-cased,
+ * special characters in values backslash-escaped (`O=Acme\, Inc`). Spaces around `,` and `=`
+ * in a configured subject are ignored.
+ */
+export function normalizeDn(dn: string): string {
+  const rdns: string[] = []
+  let current = ''
+  for (let i = 0; i < dn.length; i++) {
+    const c = dn[i]!
+    if (c === '\\' && i + 1 < dn.length) {
+      current += c + dn[++i]
+      continue
+    }
+    if (c === ',') {
+      rdns.push(current)
+      current = ''
+      continue
+    }
+    current += c
+  }
+  rdns.push(current)
+  return rdns
+    .map((rdn) => {
+      const eq = rdn.indexOf('=')
+      if (eq === -1) return rdn.trim()
+      return rdn.slice(0, eq).trim().toUpperCase() + '=' + rdn.slice(eq + 1).trim()
+    })
+    .join(',')
+}
+
+/** Node's X509Certificate.subject is one RDN per line, least specific first; RFC 4514 is the reverse. */
+export function certificateDn(cert: X509Certificate): string {
+  return cert.subject.split('\n').filter(Boolean).reverse().join(',')
+}
+
+/** The most specific CN of a DN in normalized form, escaped as in the DN (`CN=` stripped). */
+function commonName(dn: string): string | undefined {
+  for (const rdn of splitRdns(dn)) if (rdn.startsWith('CN=')) return rdn.slice(3)
+  return undefined
+}
+
+function splitRdns(dn: string): string[] {
+  return dn.split(/(?<!\\),/)
+}
+
+/**
+ * SAN entries of a certificate as `TYPE:value` with the types this method matches on:
+ * `DNS`, `URI`, `IP` (Node writes `IP Address`), `email`. Node quotes values holding `,` or `"`.
+ */
+export function certificateSans(cert: X509Certificate): string[] {
+  const text = cert.subjectAltName
+  if (!text) return []
+  const out: string[] = []
+  const entry = /(DNS|URI|IP Address|email):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g
+  for (let m = entry.exec(text); m !== null; m = entry.exec(text)) {
+    let value = m[2]!
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string
+      } catch {
+        continue
+      }
+    }
+    out.push(`${m[1] === 'IP Address' ? 'IP' : m[1]}:${value}`)
+  }
+  return out
+}
+
+const SAN_TYPES = ['DNS', 'URI', 'IP', 'email'] as const
+
+/** The owner of a verified certificate: by full DN, then by CN, then by SAN entry. */
+export function findOwner(table: MtlsTable, cert: X509Certificate): Owner | undefined {
+  const dn = certificateDn(cert)
+  const byDn = table.byDn.get(dn)
+  if (byDn) return byDn
+  const cn = commonName(dn)
+  const byCn = cn === undefined ? undefined : table.byCn.get(cn)
+  if (byCn) return byCn
+  for (const san of certificateSans(cert)) {
+    const owner = table.bySan.get(san)
+    if (owner) return owner
+  }
+  return undefined
+}
+
+function peerCertificate(req: IncomingMessage): { socket: TLSSocket; cert: X509Certificate } | undefined {
+  if (!isTlsSocket(req)) return undefined
+  const cert = req.socket.getPeerX509Certificate()
+  return cert ? { socket: req.socket, cert } : undefined
+}
+
+export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
+  return {
+    name: 'mtls',
+    kind: 'mtls',
+    credentialHeaders: [],
+    challenge: 'ClientCertificate realm="portcullis"',
+    missingMessage: 'Missing client certificate',
+    present: (req) => peerCertificate(req) !== undefined,
+    authenticate(req: AuthRequest): AuthOutcome {
+      const peer = peerCertificate(req.raw)
+      if (!peer) return { kind: 'absent' }
+      const fp = keyFingerprint(peer.cert.fingerprint256)
+      // rejectUnauthorized is off (public routes need no certificate): the chain check is ours to read.
+      if (peer.socket.authorized !== true) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
+      const owner = findOwner(table, peer.cert)
+      if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
+      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp } }
+    },
+  }
+}
+
+/** `DNS:x` / `URI:x` / `IP:x` / `email:x` as written, or a bare value matching a DNS, URI or IP entry. */
+function sanKeys(san: string): string[] {
+  const m = /^(DNS|URI|IP|email):(.+)$/i.exec(san)
+  if (m) {
+    const type = SAN_TYPES.find((t) => t.toLowerCase() === m[1]!.toLowerCase())!
+    return [`${type}:${m[2]}`]
+  }
+  return ['DNS', 'URI', 'IP'].map((t) => `${t}:${san}`)
+}
+
+/** Built from `identities[].mtls`; only when some identity has one. */
+export const createMtlsMethod: IdentityMethodFactory = (config, ctx) => {
+  const identities = (config.identities ?? []).map((id, i) => [id, i] as [IdentityFile, number]).filter(([id]) => id.mtls !== undefined)
+  if (identities.length === 0) return undefined
+  if (!config.server?.tls?.clientCa) {
+    const [, first] = identities[0]!
+    // Still compiled below, so routes naming `mtls` report only this error, not a cascade.
+    ctx.error(['identities', first, 'mtls'], 'an mtls identity needs server.tls.clientCa (the CA that signs client certificates)')
+  }
+  const byDn = new Map<string, Owner>()
+  const byCn = new Map<string, Owner>()
+  const bySan = new Map<string, Owner>()
+  const claim = (map: Map<string, Owner>, key: string, owner: Owner, path: ConfigPath, what: string) => {
+    const other = map.get(key)
+    if (other && other.name !== owner.name) ctx.error(path, `this ${what} is already given to identity "${other.name}"`)
+    else map.set(key, owner)
+  }
+  for (const [id, i] of identities) {
+    const at: ConfigPath = ['identities', i, 'mtls']
+    const { subject, san } = id.mtls!
+    if (subject === undefined && san === undefined) {
+      ctx.error(at, 'mtls needs a subject (e.g. "CN=ci-runner") or a san (e.g. "DNS:ci.example.com")')
+      continue
+    }
+    const owner: Owner = { name: id.name, roles: id.roles ?? [] }
+    if (subject !== undefined) {
+      const dn = normalizeDn(subject)
+      if (!/^[A-Z0-9.]+=/.test(dn)) ctx.error([...at, 'subject'], 'must be a DN such as "CN=ci-runner" or "CN=ci-runner,O=Acme"')
+      const rdns = splitRdns(dn)
+      if (rdns.length === 1 && rdns[0]!.startsWith('CN=')) claim(byCn, rdns[0]!.slice(3), owner, [...at, 'subject'], 'subject')
+      else claim(byDn, dn, owner, [...at, 'subject'], 'subject')
+    }
+    if (san !== undefined) for (const key of sanKeys(san)) claim(bySan, key, owner, [...at, 'san'], 'san')
+  }
+  return createMtlsAuthenticator({ byDn, byCn, bySan })
+}
