@@ -47,7 +47,8 @@ type Verdict =
     }
   | { ok: true; route: CompiledRoute; identity?: Identity; body?: Buffer; target: string; limitHeaders?: LimitHeaders }
 
-interface Exchange {
+/** One request's bookkeeping: the config it started with, its id, clock start and client address. */
+export interface Exchange {
   gw: Gateway
   reqId: string
   start: number
@@ -156,8 +157,8 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
   let v: Verdict
   try {
     v = await decide(rt, x, req)
-  } catch (err) {
-    rt.gateway // keep the config of this request; report as unavailable state rather than crash
+  } catch {
+    // An unexpected failure in a store or authenticator: fail closed, never crash the process.
     v = deny('STATE_UNAVAILABLE')
   }
   if (!v.ok) {

@@ -1,13 +1,22 @@
-// One running gateway: config, state, the proxy listener and (later) the admin listener and
-// reload watcher, started and stopped together. Used by `serve`, the demo and the tests.
+// One running gateway: config, state, the proxy listener, the admin listener and the reload
+// watcher, started and stopped together. Used by `serve`, the demo and the tests.
 import type { Logger } from 'pino'
 import type { Gateway } from './config/compile.js'
 import { createState, type State } from './state/index.js'
 import { startGatewayServer, type GatewayServer } from './server.js'
+import { createAuditLog } from './observe/audit.js'
+import { createMetrics, type Metrics } from './observe/metrics.js'
+import { startAdminServer } from './admin/server.js'
+import { watchConfig, type ConfigReloader } from './config/reload.js'
+import { assertionJwks, assertRequest } from './proxy/assertion.js'
 
 export interface RunningGateway {
   url: string
+  /** http://host:port of the admin listener, when the config has `admin:`. */
+  adminUrl?: string
   server: GatewayServer
+  metrics?: Metrics
+  reloader: ConfigReloader
   state: State
   logger: Logger
   close(): Promise<void>
@@ -15,15 +24,48 @@ export interface RunningGateway {
 
 export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger }): Promise<RunningGateway> {
   const state = await createState(o.gateway.state)
-  const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger })
-  o.logger.info({ url: server.url, config: o.file }, 'listening')
+  // Metrics only exist to be scraped from the admin listener; without `admin:` nothing is counted.
+  const metrics = o.gateway.admin ? createMetrics({ replay: state.replay }) : undefined
+  const listeners = [createAuditLog(o.logger), ...(metrics ? [metrics.listener] : [])]
+  const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger, listeners, assert: assertRequest })
+  let draining = false
+  const admin = o.gateway.admin
+    ? await startAdminServer({
+        listen: o.gateway.admin.listen,
+        metrics: metrics!,
+        notReady: () => (draining ? 'shutting down' : state.ready() ? undefined : 'state store unreachable'),
+        jwks: () => assertionJwks(server.runtime.gateway),
+      }).catch(async (err: unknown) => {
+        await server.close(0)
+        throw err
+      })
+    : undefined
+  const reloader = watchConfig({
+    file: o.file,
+    logger: o.logger,
+    current: () => server.runtime.gateway,
+    apply: (next) => {
+      const restart = state.reconfigure(next.state)
+      server.reload(next)
+      return restart
+    },
+    onResult: (result) => metrics?.configReload(result),
+  })
+  o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file }, 'listening')
   return {
     url: server.url,
+    ...(admin ? { adminUrl: admin.url } : {}),
     server,
+    ...(metrics ? { metrics } : {}),
+    reloader,
     state,
     logger: o.logger,
     async close() {
-      await server.close()
+      reloader.close()
+      draining = true
+      // The grace of the config in service now: a reload may have changed server.shutdownGrace.
+      await server.close(server.runtime.gateway.server.shutdownGraceMs)
+      await admin?.close()
       await state.close()
       o.logger.info('stopped')
       await new Promise<void>((r) => o.logger.flush(() => r()))

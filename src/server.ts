@@ -84,7 +84,11 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   fastify.setNotFoundHandler(handler)
 
   const server = fastify.server as Server
+  // Upgraded sockets leave the HTTP server's bookkeeping: shutdown must cut them itself when the grace ends.
+  const tunnels = new Set<Socket>()
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    tunnels.add(socket)
+    socket.once('close', () => tunnels.delete(socket))
     const fallback = () => {
       // An Upgrade on a route that does not allow it is served as a plain request, upgrade dropped.
       const res = new ServerResponse(req)
@@ -111,11 +115,24 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       runtime.gateway = next
     },
     async close(graceMs = gw.server.shutdownGraceMs) {
-      const timer = setTimeout(() => server.closeAllConnections(), graceMs)
+      // Stop listening now; in-flight requests get until the grace ends, then their sockets are cut.
+      const deadline = Date.now() + graceMs
+      const timer = setTimeout(() => {
+        server.closeAllConnections()
+        for (const socket of tunnels) socket.destroy()
+      }, graceMs)
+      // A keep-alive connection whose request just finished would otherwise hold the close until the grace.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100)
       timer.unref()
+      sweep.unref()
       await fastify.close()
       clearTimeout(timer)
-      await runtime.pools.close()
+      clearInterval(sweep)
+      // Upstream requests whose client is gone may still wait on a slow upstream: no longer than the grace.
+      let late: NodeJS.Timeout | undefined
+      await Promise.race([runtime.pools.close(), new Promise((r) => (late = setTimeout(r, Math.max(0, deadline - Date.now()))))])
+      clearTimeout(late)
+      await runtime.pools.destroy()
     },
   }
 }

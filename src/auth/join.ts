@@ -10,7 +10,7 @@ import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
 import type { AuditEvent, AuditRecord, DecisionDetail } from '../observe/audit.js'
 import { isCanonicalPath, splitCanonicalTarget } from '../policy/canonical-path.js'
 import { checkAuthFailures, countAuthFailure, countRequest } from '../policy/limits.js'
-import type { Runtime } from '../pipeline.js'
+import type { Exchange, Runtime } from '../pipeline.js'
 import { BodyTooLargeError, readBody } from '../proxy/body.js'
 import { StoreUnavailableError } from '../state/types.js'
 import { isAmbiguous } from './authenticate.js'
@@ -183,18 +183,9 @@ async function decideJoin(c: JoinContext, req: IncomingMessage): Promise<JoinDec
   return { status: 200, body: JSON.stringify(answer), event: 'allow', ...(limit ? { headers: limit.headers } : {}), ...who }
 }
 
-/** What the pipeline knows of this request: the config it started with, its id and client address. */
-export interface JoinExchange {
-  gw: Gateway
-  reqId: string
-  start: number
-  ip: string
-  method: string
-  path: string
-}
 
 /** Answer one request on the join path and write its audit line. Never forwarded. */
-export async function serveJoin(rt: Pick<Runtime, 'state' | 'listeners' | 'tls'>, x: JoinExchange, req: IncomingMessage, res: ServerResponse, join: JoinEndpoint): Promise<void> {
+export async function serveJoin(rt: Pick<Runtime, 'state' | 'listeners' | 'tls'>, x: Exchange, req: IncomingMessage, res: ServerResponse, join: JoinEndpoint): Promise<void> {
   x.path = join.path
   let d: JoinDecision
   try {

@@ -26,6 +26,8 @@ export async function run(argv: string[]): Promise<number> {
         () => resolve(0),
         () => resolve(0),
       )
+      // A backstop: whatever close() might still wait on, exit soon after the grace.
+      setTimeout(() => resolve(0), gateway.server.runtime.gateway.server.shutdownGraceMs + 3000).unref()
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))

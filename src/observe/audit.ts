@@ -20,9 +20,17 @@ export interface AuditRecord {
   ms: number
 }
 
+/** Facts about a decision that metrics need but the audit line does not carry (never logged). */
+export interface DecisionDetail {
+  /** What refused a 429: a route limit's `by`, or `authFailures` for the per-IP failed-auth throttle. */
+  limitedBy?: 'identity' | 'ip' | 'authFailures'
+  /** Milliseconds from sending to the upstream until its response headers (or its failure). */
+  upstreamMs?: number
+}
+
 /** Something that wants to hear about every decision (the audit log, metrics). */
 export interface DecisionListener {
-  decision(record: AuditRecord): void
+  decision(record: AuditRecord, detail?: DecisionDetail): void
 }
 
 export function createAuditLog(logger: Logger): DecisionListener {

@@ -2,6 +2,7 @@
 // a line ever carries request headers; audit lines themselves only carry fingerprints.
 import { pino, type Logger } from 'pino'
 import { REDACTED_HEADERS } from './audit.js'
+import { boundExitFlush } from './exit-flush.js'
 
 /** `dest`: a file path for the log lines instead of stdout (the demo keeps its table readable). */
 export function createLogger(level = process.env.PORTCULLIS_LOG_LEVEL ?? 'info', dest?: string): Logger {
@@ -9,5 +10,5 @@ export function createLogger(level = process.env.PORTCULLIS_LOG_LEVEL ?? 'info',
     level,
     base: { pid: process.pid },
     redact: { paths: REDACTED_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`]), censor: '[redacted]' },
-  }, pino.destination({ dest: dest ?? 1, sync: false, ...(dest ? { mkdir: true } : {}) }))
+  }, boundExitFlush(pino.destination({ dest: dest ?? 1, sync: false, ...(dest ? { mkdir: true } : {}) })))
 }

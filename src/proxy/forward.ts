@@ -45,6 +45,13 @@ export class UpstreamPools {
     this.pools.clear()
   }
 
+  /** Abort whatever is still in flight (shutdown after the grace). */
+  async destroy(): Promise<void> {
+    const pools = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.allSettled(pools.map((p) => p.destroy()))
+  }
+
   /**
    * Forward and pipe the response into `res`. `onHeaders` runs once the upstream answered, before
    * anything is written, so the caller can log and add headers.

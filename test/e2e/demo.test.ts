@@ -6,14 +6,20 @@ import { fileURLToPath } from 'node:url'
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'demo', 'main.js')
 
-t.test('demo --once passes every step and exits 0', async (t) => {
-  const child = spawn(process.execPath, [DEMO, '--once'], { env: { ...process.env, PORTCULLIS_DEMO_PORTS: 'auto' }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs the demo to completion (killed after 60 s) and returns its exit code and output. */
+async function runDemo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   child.stderr.on('data', (d) => (out += d))
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
   const code = await new Promise<number | null>((r) => child.on('close', r))
   clearTimeout(timer)
+  return { code, out }
+}
+
+t.test('demo --once passes every step and exits 0', async (t) => {
+  const { code, out } = await runDemo(['--once'], { PORTCULLIS_DEMO_PORTS: 'auto' })
   t.equal(code, 0, out)
   const m = /(\d+)\/(\d+) steps got the status they expected/.exec(out)
   t.ok(m, 'prints the summary line')
@@ -23,13 +29,7 @@ t.test('demo --once passes every step and exits 0', async (t) => {
 })
 
 t.test('demo --once --redis: a request accepted by one replica is a replay at the other', async (t) => {
-  const child = spawn(process.execPath, [DEMO, '--once', '--redis'], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  const code = await new Promise<number | null>((r) => child.on('close', r))
-  clearTimeout(timer)
+  const { code, out } = await runDemo(['--once', '--redis'])
   t.equal(code, 0, out)
   t.match(out, /replica B .* the same request\s+401\s+401\s+REPLAYED/)
 })

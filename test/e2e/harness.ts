@@ -155,7 +155,11 @@ export async function startGateway(yaml: string, env: NodeJS.ProcessEnv = {}, ti
     }
     throw new Error(`log line not seen within ${wait} ms; output:\n${out}`)
   }
-  const listening = await waitForLog((l) => l.msg === 'listening', timeoutMs)
+  // A gateway that never got to listen must not outlive the test that started it.
+  const listening = await waitForLog((l) => l.msg === 'listening', timeoutMs).catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
+  })
   const url = String(listening.url)
   const g: RunningGateway = {
     url,

@@ -1,0 +1,107 @@
+// The metrics listener: one decision → the DESIGN §6 series with bounded labels; the credential gauge
+// keyed by fingerprint and bounded in series; the replay gauge read at scrape time.
+import t from 'tap'
+import { createMetrics, NO_ROUTE_LABEL } from '../../../src/observe/metrics.js'
+import type { AuditRecord } from '../../../src/observe/audit.js'
+
+function record(over: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    event: 'allow',
+    reqId: 'r1',
+    method: 'GET',
+    path: '/pools/p-17/status',
+    route: '/pools/',
+    identity: 'orchestratord',
+    authMethod: 'bearer',
+    fp: 'token:abc123',
+    reason: null,
+    ip: '127.0.0.1',
+    status: 200,
+    upstream: 'pool-manager',
+    ms: 3.2,
+    ...over,
+  }
+}
+
+t.test('an allowed request: requests, decisions, upstream duration and last-used', async (t) => {
+  const m = createMetrics({ defaultMetrics: false })
+  m.listener.decision(record(), { upstreamMs: 42 })
+  const text = await m.text()
+  t.match(text, 'portcullis_requests_total{route="/pools/",method="GET",status="200"} 1')
+  t.match(text, 'portcullis_auth_decisions_total{route="/pools/",auth_method="bearer",result="allow",reason=""} 1')
+  t.match(text, 'portcullis_upstream_duration_seconds_bucket{le="0.05",upstream="pool-manager",route="/pools/"} 1')
+  t.match(text, 'portcullis_upstream_duration_seconds_bucket{le="0.025",upstream="pool-manager",route="/pools/"} 0')
+  t.match(text, /portcullis_credential_last_used_timestamp_seconds\{identity="orchestratord",fingerprint="token:abc123"\} \d+/)
+  t.notMatch(text, 'p-17', 'the request path is never a label')
+  t.notMatch(text, /^process_/m, 'default metrics off when asked')
+})
+
+t.test('denials: reason codes, no route, rate limits by what was counted', async (t) => {
+  const m = createMetrics({ defaultMetrics: false })
+  m.listener.decision(record({ event: 'deny', route: null, identity: null, authMethod: null, fp: null, reason: 'NO_ROUTE', status: 404, upstream: null }))
+  m.listener.decision(record({ event: 'deny', identity: null, fp: 'token:ffffff', reason: 'INVALID_CREDENTIALS', status: 401 }))
+  m.listener.decision(record({ event: 'ratelimit', reason: 'RATE_LIMITED', status: 429 }), { limitedBy: 'identity' })
+  m.listener.decision(record({ event: 'ratelimit', identity: null, authMethod: null, fp: null, reason: 'RATE_LIMITED', status: 429 }), { limitedBy: 'authFailures' })
+  m.listener.decision(record({ event: 'replay', authMethod: 'signed', fp: 'key:0a0b0c', identity: 'worker-7', reason: 'REPLAYED', status: 401 }))
+  m.listener.decision(record({ event: 'allow', reason: 'UPSTREAM_TIMEOUT', status: 504 }), { upstreamMs: 30_000 })
+  const text = await m.text()
+  t.match(text, `portcullis_requests_total{route="${NO_ROUTE_LABEL}",method="GET",status="404"} 1`)
+  t.match(text, `portcullis_auth_decisions_total{route="${NO_ROUTE_LABEL}",auth_method="none",result="deny",reason="NO_ROUTE"} 1`)
+  t.match(text, 'portcullis_auth_decisions_total{route="/pools/",auth_method="bearer",result="deny",reason="INVALID_CREDENTIALS"} 1')
+  t.match(text, 'portcullis_rate_limited_total{route="/pools/",by="identity"} 1')
+  t.match(text, 'portcullis_rate_limited_total{route="/pools/",by="authFailures"} 1')
+  t.match(text, 'portcullis_auth_decisions_total{route="/pools/",auth_method="signed",result="deny",reason="REPLAYED"} 1')
+  t.match(text, 'portcullis_requests_total{route="/pools/",method="GET",status="504"} 1')
+  t.match(text, 'portcullis_auth_decisions_total{route="/pools/",auth_method="bearer",result="allow",reason=""} 1', 'an upstream failure is still an allowed auth decision')
+  t.match(text, 'portcullis_upstream_duration_seconds_bucket{le="+Inf",upstream="pool-manager",route="/pools/"} 1')
+  t.notMatch(text, 'token:ffffff', 'a refused credential is not a used one')
+  t.match(text, 'fingerprint="key:0a0b0c"', 'a replayed signature was made with a valid key')
+})
+
+t.test('config reload counter starts at zero for both results', async (t) => {
+  const m = createMetrics({ defaultMetrics: false })
+  t.match(await m.text(), 'portcullis_config_reloads_total{result="ok"} 0')
+  m.configReload('error')
+  m.configReload('ok')
+  m.configReload('ok')
+  const text = await m.text()
+  t.match(text, 'portcullis_config_reloads_total{result="ok"} 2')
+  t.match(text, 'portcullis_config_reloads_total{result="error"} 1')
+})
+
+t.test('replay cache gauge reads the store at scrape time, and survives a failing store', async (t) => {
+  let size = 7
+  let fail = false
+  const m = createMetrics({
+    defaultMetrics: false,
+    replay: { kind: 'redis', size: async () => (fail ? Promise.reject(new Error('down')) : size) },
+  })
+  t.match(await m.text(), 'portcullis_replay_cache_entries{store="redis"} 7')
+  size = 9
+  t.match(await m.text(), 'portcullis_replay_cache_entries{store="redis"} 9')
+  fail = true
+  t.match(await m.text(), 'portcullis_replay_cache_entries{store="redis"} 9', 'keeps the last value, the scrape does not fail')
+})
+
+t.test('credential series are bounded: the least recently used goes first', async (t) => {
+  const m = createMetrics({ defaultMetrics: false, credentialSeriesLimit: 3 })
+  for (const fp of ['token:000001', 'token:000002', 'token:000003']) m.listener.decision(record({ fp }))
+  m.listener.decision(record({ fp: 'token:000001' })) // used again: now the most recent
+  m.listener.decision(record({ fp: 'token:000004' }))
+  const text = await m.text()
+  t.notMatch(text, 'token:000002', 'the least recently used series was dropped')
+  for (const fp of ['token:000001', 'token:000003', 'token:000004']) t.match(text, `fingerprint="${fp}"`)
+})
+
+t.test('public and loopback requests carry no fingerprint: no credential series', async (t) => {
+  const m = createMetrics({ defaultMetrics: false })
+  m.listener.decision(record({ identity: 'anonymous', authMethod: 'public', fp: null }))
+  t.notMatch(await m.text(), /portcullis_credential_last_used_timestamp_seconds\{/)
+})
+
+t.test('default process metrics are on by default', async (t) => {
+  const m = createMetrics()
+  const text = await m.text()
+  t.match(text, /^process_cpu_user_seconds_total /m)
+  t.match(text, /^nodejs_eventloop_lag_seconds /m)
+})
