@@ -1,6 +1,6 @@
 // `npm test`: runs every compiled test file under tap and ends with one line `N passed, M failed`.
 // Redis-backed tests use REDIS_URL (default redis://127.0.0.1:6379).
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -14,8 +14,17 @@ function find(dir) {
   return out
 }
 
+const TAP = 'node_modules/tap/dist/esm/run.mjs'
+// tap builds its plugin set from package.json's "tap.plugin" (which drops the TypeScript loader: the
+// tests are compiled by tsc). A fresh clone has only the default set, so build ours first.
+const build = spawnSync(process.execPath, [TAP, 'build'], { stdio: ['ignore', 'ignore', 'inherit'] })
+if (build.status !== 0) {
+  process.stdout.write('\n0 passed, 1 failed\n')
+  process.exit(1)
+}
+
 const files = process.argv.length > 2 ? process.argv.slice(2) : find('dist/test').sort()
-const tap = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', '--jobs=2', ...files], {
+const tap = spawn(process.execPath, [TAP, '--reporter=tap', '--jobs=2', ...files], {
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
 })
