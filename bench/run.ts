@@ -1,10 +1,12 @@
 // `npm run bench` (DESIGN §9): one fixed backend; on loopback, with one load generator (autocannon),
 // the backend directly, a plain @fastify/http-proxy, and portcullis with bearer, api-key, worker-v1
 // and rfc9421 (POST with a body) routes — rate limiting and audit logging on — in memory and redis
-// mode. Prints req/s, p50, p99 and ratios to the plain proxy; writes bench/results.json.
+// mode. Prints req/s, p50, p99 and ratios to the plain proxy, and the CPU time the serving process
+// spent per request (on a small machine the load generator, backend and proxy share the cores, so
+// req/s measures all three; CPU per request isolates the proxy); writes bench/results.json.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes, createHmac } from 'node:crypto'
-import { mkdtempSync, writeFileSync, openSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,9 +17,24 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 const children: ChildProcess[] = []
+/** url → the process serving it, so each scenario can report that process's CPU time per request. */
+const serving = new Map<string, number>()
+
+/** User + system CPU time of a process in milliseconds (Linux /proc; undefined elsewhere). */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100)
+  } catch {
+    return undefined
+  }
+}
+
 function start(args: string[], env: NodeJS.ProcessEnv = {}, logTo?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const out = logTo ? openSync(logTo, 'a') : 'ignore'
@@ -25,15 +42,20 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}, logTo?: string): Pro
     children.push(child)
     let buf = ''
     const timer = setTimeout(() => reject(new Error(`no listening line from ${args.join(' ')}`)), 15_000)
-    child.stdout!.on('data', (d: Buffer) => {
-      if (buf === null) return
+    const onData = (d: Buffer) => {
       buf += d
       const line = buf.split('\n').find((l) => l.includes('"listening"'))
       if (line) {
         clearTimeout(timer)
-        resolve(String(JSON.parse(line).url))
+        // From here on the audit lines are written and discarded: the load generator must not parse them.
+        child.stdout!.off('data', onData)
+        child.stdout!.resume()
+        const url = String(JSON.parse(line).url)
+        if (child.pid !== undefined) serving.set(url, child.pid)
+        resolve(url)
       }
-    })
+    }
+    child.stdout!.on('data', onData)
   })
 }
 
@@ -88,16 +110,29 @@ interface Result {
   p99: number
   non2xx: number
   errors: number
+  /** CPU time the serving process spent per request, in microseconds. */
+  cpuUsPerReq?: number
   rpsRatio?: number
   p50Ratio?: number
   p99Ratio?: number
 }
 
 async function measure(s: Scenario): Promise<Result> {
-  const r = await autocannon({
+  await load(s, WARMUP_SECONDS) // untimed: JIT and connection pools warm before the figures are taken
+  const pid = serving.get(s.url)
+  const cpuBefore = cpuMs(pid)
+  const r = await load(s, SECONDS)
+  const cpuAfter = cpuMs(pid)
+  const total = r.requests.total as number
+  const cpu = cpuBefore !== undefined && cpuAfter !== undefined && total > 0 ? Math.round(((cpuAfter - cpuBefore) * 1000) / total) : undefined
+  return { name: s.name, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts, ...(cpu !== undefined ? { cpuUsPerReq: cpu } : {}) }
+}
+
+function load(s: Scenario, seconds: number): Promise<autocannon.Result> {
+  return autocannon({
     url: s.url + s.path,
     connections: CONNECTIONS,
-    duration: SECONDS,
+    duration: seconds,
     method: s.method ?? 'GET',
     headers: s.headers ?? {},
     ...(s.body !== undefined ? { body: s.body } : {}),
@@ -114,7 +149,6 @@ async function measure(s: Scenario): Promise<Result> {
         }
       : {}),
   } as autocannon.Options)
-  return { name: s.name, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts }
 }
 
 let workerCounter = 0
@@ -154,7 +188,7 @@ async function main(): Promise<void> {
   }
   const results: Result[] = []
   for (const s of scenarios) {
-    await measure({ ...s, ...({} as object) }).then((r) => results.push(r))
+    results.push(await measure(s))
     process.stderr.write(`measured ${s.name}\n`)
   }
   const base = results.find((r) => r.name.startsWith('plain'))!
@@ -163,8 +197,8 @@ async function main(): Promise<void> {
     r.p50Ratio = base.p50 ? Math.round((r.p50 / base.p50) * 100) / 100 : 0
     r.p99Ratio = base.p99 ? Math.round((r.p99 / base.p99) * 100) / 100 : 0
   }
-  const rows = [['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'req/s vs plain', 'p50 vs plain', 'p99 vs plain']]
-  for (const r of results) rows.push([r.name, String(r.rps), String(r.p50), String(r.p99), String(r.non2xx), String(r.errors), `${r.rpsRatio}x`, `${r.p50Ratio}x`, `${r.p99Ratio}x`])
+  const rows = [['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'cpu µs/req', 'req/s vs plain', 'p50 vs plain', 'p99 vs plain']]
+  for (const r of results) rows.push([r.name, String(r.rps), String(r.p50), String(r.p99), String(r.non2xx), String(r.errors), String(r.cpuUsPerReq ?? '-'), `${r.rpsRatio}x`, `${r.p50Ratio}x`, `${r.p99Ratio}x`])
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
   for (const row of rows) process.stdout.write(row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ') + '\n')
   const outFile = join(ROOT, 'bench', 'results.json')

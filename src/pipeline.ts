@@ -76,13 +76,19 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
   if (cl !== undefined && Number(cl) > gw.server.bodyLimit) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' } })
 
   try {
-    const throttled = await checkAuthFailures(rt.state, gw, x.ip)
-    if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
-
+    // The auth-failure throttle is read from the store while the credential is being checked, so that
+    // round trip overlaps the crypto; a throttled address still gets its 429 before any other answer.
+    const throttledRead = checkAuthFailures(rt.state, gw, x.ip)
+    throttledRead.catch(() => undefined) // awaited below; this only keeps an early return from leaving it unhandled
     let identity: Identity | undefined
     let body: Buffer | undefined
-    if (!route.public) {
+    if (route.public) {
+      const throttled = await throttledRead
+      if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
+    } else {
       const auth = await authenticate(gw, route, req, { path: target.path, query: target.query, tls: rt.tls, now: Date.now(), readBody: () => readBody(req, gw.server.bodyLimit) })
+      const throttled = await throttledRead
+      if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
       if (auth.kind === 'deny') {
         const headers = auth.code === 'MISSING_CREDENTIALS' && route.challenge ? { 'www-authenticate': route.challenge } : undefined
         if (ERRORS[auth.code].status === 401) await countAuthFailure(rt.state, gw, x.ip)
@@ -92,11 +98,13 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       body = auth.body
       const who = { identity: identity.name, authMethod: identity.method, fp: identity.fp }
       if (route.roles && identity.method !== 'loopback' && !identity.roles.some((r) => route.roles!.has(r))) return deny('FORBIDDEN', { route, ...who })
-      if (identity.replay && !(await rt.state.replay.remember(identity.replay.key, identity.replay.ttlMs))) {
-        return deny('REPLAYED', { route, ...who })
-      }
     }
-    const limit = await countRequest(rt.state, route, identity, x.ip)
+    // Replay check and rate-limit count are independent store calls: both go out at once.
+    const [fresh, limit] = await Promise.all([
+      identity?.replay ? rt.state.replay.remember(identity.replay.key, identity.replay.ttlMs) : true,
+      countRequest(rt.state, route, identity, x.ip),
+    ])
+    if (!fresh) return deny('REPLAYED', { route, identity: identity!.name, authMethod: identity!.method, fp: identity!.fp })
     if (limit && !limit.ok) {
       return deny('RATE_LIMITED', { route, headers: limit.headers, ...(route.rateLimit ? { limitedBy: route.rateLimit.by } : {}), ...(identity ? { identity: identity.name, authMethod: identity.method, fp: identity.fp } : {}) })
     }
