@@ -75,6 +75,8 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
   const cl = req.headers['content-length']
   if (cl !== undefined && Number(cl) > gw.server.bodyLimit) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' } })
 
+  // Who was authenticated, for the audit line of a refusal that comes later (a store failure, a body too large).
+  let who: { identity: string; authMethod: string; fp: string } | undefined
   try {
     // The auth-failure throttle is read from the store while the credential is being checked, so that
     // round trip overlaps the crypto; a throttled address still gets its 429 before any other answer.
@@ -96,7 +98,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       }
       identity = auth.identity
       body = auth.body
-      const who = { identity: identity.name, authMethod: identity.method, fp: identity.fp }
+      who = { identity: identity.name, authMethod: identity.method, fp: identity.fp }
       if (route.roles && identity.method !== 'loopback' && !identity.roles.some((r) => route.roles!.has(r))) return deny('FORBIDDEN', { route, ...who })
     }
     // Replay check and rate-limit count are independent store calls: both go out at once.
@@ -112,8 +114,11 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
     if (identity && !body && rt.assert && gw.forward.assertion && hasBody(req) && req.headers.upgrade === undefined) body = await readBody(req, gw.server.bodyLimit)
     return { ok: true, route, ...(identity ? { identity } : {}), ...(body ? { body } : {}), target: target.path + target.query, ...(limit ? { limitHeaders: limit.headers } : {}) }
   } catch (err) {
-    if (err instanceof BodyTooLargeError) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' } })
-    if (err instanceof StoreUnavailableError) return deny('STATE_UNAVAILABLE', { route })
+    if (err instanceof BodyTooLargeError) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' }, ...who })
+    if (err instanceof StoreUnavailableError) return deny('STATE_UNAVAILABLE', { route, ...who })
+    // The client went away while its body was being read, or the parser refused the body's framing:
+    // its request, not the store, failed.
+    if (req.destroyed || parserRefused.has(req)) return deny('BAD_REQUEST', { route, message: 'Request body incomplete', ...who })
     throw err
   }
 }
@@ -129,7 +134,7 @@ function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: str
     route: route ? route.id : null,
     identity: identity ? identity.name : v.ok ? (route?.public ? 'anonymous' : null) : (v.identity ?? null),
     authMethod: identity ? identity.method : v.ok ? (route?.public ? 'public' : null) : (v.authMethod ?? null),
-    fp: identity ? identity.fp || null : v.ok ? null : (v.fp ?? null),
+    fp: identity ? identity.fp || null : v.ok ? null : (v.fp || null),
     reason,
     ip: x.ip,
     status,
@@ -150,11 +155,34 @@ export function sendError(res: ServerResponse, code: ErrorCode, reqId: string, m
   res.end(body)
 }
 
+/** Each request's id, so that a refusal written below the pipeline (server.ts) carries the same one. */
+const requestIds = new WeakMap<IncomingMessage, string>()
+/** Requests already handed to the pipeline whose framing the HTTP parser then refused (server.ts answered 400). */
+const parserRefused = new WeakMap<IncomingMessage, ErrorCode>()
+
+/**
+ * The HTTP parser refused the rest of a request the pipeline is already working on, and server.ts answered
+ * it 400 itself: the pipeline's own answer can no longer reach the client, and its audit line must say so.
+ * Returns the request's id (for that 400's body), if the pipeline has seen the request.
+ */
+export function refusedInFlight(req: IncomingMessage, code: ErrorCode): string | undefined {
+  parserRefused.set(req, code)
+  return requestIds.get(req)
+}
+
+/** The decision as the client saw it once the parser's 400 went out first. */
+function asRefused(v: Verdict, code: ErrorCode): Verdict {
+  if (!v.ok) return { ...v, code, event: 'deny', headers: undefined }
+  return deny(code, { route: v.route, ...(v.identity ? { identity: v.identity.name, authMethod: v.identity.method, fp: v.identity.fp } : {}) })
+}
+
 function exchange(rt: Runtime, req: IncomingMessage): Exchange {
   const gw = rt.gateway
   const url = req.url ?? ''
   const q = url.indexOf('?')
-  return { gw, reqId: rt.newRequestId(), start: performance.now(), ip: clientAddress(req, gw), method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q) }
+  const reqId = rt.newRequestId()
+  requestIds.set(req, reqId)
+  return { gw, reqId, start: performance.now(), ip: clientAddress(req, gw), method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q) }
 }
 
 /** An ordinary HTTP request (an Upgrade on a route without `websocket: true` also lands here). */
@@ -169,6 +197,8 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     // An unexpected failure in a store or authenticator: fail closed, never crash the process.
     v = deny('STATE_UNAVAILABLE')
   }
+  const refused = parserRefused.get(req)
+  if (refused) return audit(rt, x, asRefused(v, refused), ERRORS[refused].status, refused)
   if (!v.ok) {
     sendError(res, v.code, x.reqId, v.message, v.headers)
     audit(rt, x, v, ERRORS[v.code].status, v.code)
@@ -201,7 +231,9 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     },
   )
   if (result.error) {
-    if (!result.started) {
+    const refused = parserRefused.get(req)
+    if (refused && !result.started) audit(rt, x, asRefused(v, refused), ERRORS[refused].status, refused, { upstreamMs: performance.now() - sentAt })
+    else if (!result.started) {
       sendError(res, result.error, x.reqId)
       audit(rt, x, v, ERRORS[result.error].status, result.error, { upstreamMs: performance.now() - sentAt })
     } else res.destroy()

@@ -23,7 +23,12 @@ export interface RunningGateway {
 }
 
 export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger }): Promise<RunningGateway> {
-  const state = await createState(o.gateway.state)
+  // Redis going away and coming back is logged once per change (the detail names no credential).
+  const state = await createState({
+    ...o.gateway.state,
+    onModeChange: (mode, detail) =>
+      mode === 'ok' ? o.logger.info({ event: 'state.store', mode, detail }, 'state.store') : o.logger.warn({ event: 'state.store', mode, detail }, 'state.store'),
+  })
   // Metrics only exist to be scraped from the admin listener; without `admin:` nothing is counted.
   const metrics = o.gateway.admin ? createMetrics({ replay: state.replay }) : undefined
   const listeners = [createAuditLog(o.logger), ...(metrics ? [metrics.listener] : [])]

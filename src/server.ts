@@ -1,15 +1,16 @@
 // The gateway process: a Fastify server whose one catch-all route hands every request to the
 // pipeline, the upgrade path, the client-error path, and the pieces that live across reloads.
 import { randomUUID } from 'node:crypto'
-import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import { METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Gateway } from './config/compile.js'
 import { errorBody } from './errors.js'
-import { handleRequest, handleUpgrade, sendError, type Runtime } from './pipeline.js'
+import { handleRequest, handleUpgrade, refusedInFlight, sendError, type Runtime } from './pipeline.js'
 import { UpstreamPools } from './proxy/forward.js'
-import { createAuditLog, type DecisionListener } from './observe/audit.js'
+import { createAuditLog, type AuditRecord, type DecisionListener } from './observe/audit.js'
+import { normalizeAddress } from './state/client-ip.js'
 import type { GatewayState } from './policy/limits.js'
 import { hasBody } from './proxy/body.js'
 
@@ -31,13 +32,48 @@ export interface GatewayServerOptions {
   assert?: Runtime['assert']
 }
 
-function rawClientError(socket: Socket, status: number, code: 'BAD_PATH' | 'BAD_REQUEST'): void {
+/** Answers a request the HTTP parser refused; false when the socket could no longer be written to. */
+function rawClientError(socket: Socket, status: number, code: 'BAD_PATH' | 'BAD_REQUEST', reqId: string): boolean {
   if (!socket.writable) {
     socket.destroy()
-    return
+    return false
   }
-  const body = errorBody(code, randomUUID())
-  socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  const body = errorBody(code, reqId)
+  socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${reqId}\r\nconnection: close\r\n\r\n${body}`)
+  return true
+}
+
+/** Method and path (query cut) of the request line the parser refused, as far as it got; null when unknown. */
+export function refusedRequestLine(raw: unknown): { method: string | null; path: string | null } {
+  if (!Buffer.isBuffer(raw)) return { method: null, path: null }
+  const text = raw.subarray(0, 8192).toString('latin1')
+  const end = text.search(/[\r\n]/)
+  const line = end === -1 ? text : text.slice(0, end)
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (.*?)(?: HTTP\/[0-9]\.[0-9])?$/.exec(line)
+  if (!m) return { method: null, path: null }
+  const target = m[2]!
+  const q = target.indexOf('?')
+  // Only a method Node knows: the method is a metric label, and its values must stay bounded.
+  return { method: METHODS.includes(m[1]!) ? m[1]! : null, path: q === -1 ? target : target.slice(0, q) }
+}
+
+/** The audit line (and metrics) of a request the HTTP parser refused: a decision like any other (DESIGN §3, §6). */
+function auditClientError(listeners: readonly DecisionListener[], socket: Socket, err: NodeJS.ErrnoException & { rawPacket?: unknown }, code: 'BAD_PATH' | 'BAD_REQUEST', reqId: string): void {
+  const record: AuditRecord = {
+    event: 'deny',
+    reqId,
+    ...refusedRequestLine(err.rawPacket),
+    route: null,
+    identity: null,
+    authMethod: null,
+    fp: null,
+    reason: code,
+    ip: normalizeAddress(socket.remoteAddress ?? ''),
+    status: 400,
+    upstream: null,
+    ms: 0,
+  }
+  for (const l of listeners) l.decision(record)
 }
 
 export async function startGatewayServer(o: GatewayServerOptions): Promise<GatewayServer> {
@@ -52,11 +88,20 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     ...(tls
       ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) } }
       : {}),
+    // Fastify's router refuses a path it cannot percent-decode (`/%`, `/%zz`, `/%FF`) with its own
+    // FST_ERR_BAD_URL body: send those through the pipeline too, so the answer is ours (400 BAD_PATH
+    // for a malformed escape) and the decision is audited like any other.
+    frameworkErrors: (_err: Error, request: { raw: IncomingMessage }, reply: { hijack(): void; raw: ServerResponse }) => handler(request, reply),
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
       // The HTTP parser refused the request: nothing was routed or forwarded.
       if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return socket.destroy()
-      if (err.code === 'HPE_INVALID_URL') return rawClientError(socket, 400, 'BAD_PATH')
-      rawClientError(socket, 400, 'BAD_REQUEST')
+      const code = err.code === 'HPE_INVALID_URL' ? 'BAD_PATH' : 'BAD_REQUEST'
+      // A request already handed to the pipeline (its body broke off, or its framing is bad): answer 400
+      // unless its response has started, and let the pipeline write its one audit line, saying so.
+      const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+      if (pending?.headersSent) return socket.destroy()
+      const reqId = (pending?.req ? refusedInFlight(pending.req, code) : undefined) ?? randomUUID()
+      if (rawClientError(socket, 400, code, reqId) && !pending) auditClientError(runtime.listeners, socket, err, code, reqId)
     },
   } as never) as unknown as FastifyInstance
 

@@ -1,5 +1,6 @@
 // An undici interceptor / dispatcher that signs every request it sends (worker-v1 or rfc9421).
-// rfc9421 needs the body in memory: string, Buffer or Uint8Array; a stream, iterable or FormData is refused.
+// rfc9421 digests the body before the headers go out: a string, Buffer or Uint8Array is signed as is; a
+// stream or async iterable (what fetch() always sends) is read into memory first; FormData is refused.
 import { getGlobalDispatcher, type Dispatcher } from 'undici'
 import { signRequestParts, type Rfc9421Credentials } from './rfc9421.js'
 import { signWorkerV1, type WorkerV1SignOptions } from './worker-v1.js'
@@ -17,7 +18,46 @@ const SIGNING_HEADERS = new Set(['x-worker-id', 'x-worker-timestamp', 'x-worker-
  * and every attempt gets its own signature instead of a replay.
  */
 export function signingInterceptor(options: SigningOptions): Dispatcher.DispatcherComposeInterceptor {
-  return (dispatch) => (opts, handler) => dispatch({ ...opts, headers: signedHeaders(options, opts) }, handler)
+  return (dispatch) => (opts, handler) => {
+    const body = opts.body as unknown
+    if (options.scheme !== 'rfc9421' || !isAsyncIterable(body)) return dispatch({ ...opts, headers: signedHeaders(options, opts) }, handler)
+    // The digest needs every byte before the first header is sent: read the stream, then sign and send.
+    readAll(body).then(
+      (bytes) => {
+        let headers: string[]
+        try {
+          headers = signedHeaders(options, { ...opts, body: bytes })
+        } catch (err) {
+          return fail(handler, err)
+        }
+        dispatch({ ...opts, body: bytes, headers }, handler)
+      },
+      (err: unknown) => fail(handler, err),
+    )
+    return true
+  }
+}
+
+function isAsyncIterable(body: unknown): body is AsyncIterable<unknown> {
+  return body != null && typeof body === 'object' && !(body instanceof Uint8Array) && Symbol.asyncIterator in body
+}
+
+async function readAll(body: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) {
+    if (typeof chunk === 'string') chunks.push(Buffer.from(chunk, 'utf8'))
+    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    else throw new TypeError('rfc9421 signing: a streamed body must yield strings or bytes')
+  }
+  return Buffer.concat(chunks)
+}
+
+/** Reports a failure before anything was sent, through whichever handler interface the caller uses. */
+function fail(handler: Dispatcher.DispatchHandler, err: unknown): void {
+  const error = err instanceof Error ? err : new Error(String(err))
+  const h = handler as { onResponseError?: (controller: unknown, err: Error) => void; onError?: (err: Error) => void }
+  if (typeof h.onResponseError === 'function') h.onResponseError(null, error)
+  else h.onError?.(error)
 }
 
 /** `base` (default: the global dispatcher) composed with the signing interceptor. */
@@ -34,7 +74,7 @@ function signedHeaders(options: SigningOptions, opts: Dispatcher.DispatchOptions
     if (opts.query != null) throw new TypeError('rfc9421 signing: put the query in `path`, not `query`')
     const body = opts.body
     if (body != null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
-      throw new TypeError('rfc9421 signing needs a string or Buffer body; streams, iterables and FormData are not supported')
+      throw new TypeError('rfc9421 signing needs a string, Buffer or stream body; FormData and other body types are not supported')
     }
     if (opts.origin === undefined) throw new TypeError('rfc9421 signing needs the request origin')
     const origin = new URL(opts.origin)

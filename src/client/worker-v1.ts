@@ -11,7 +11,8 @@ export interface WorkerV1SignOptions {
   now?: number
 }
 
-export interface WorkerV1Headers {
+/** A type (not an interface) so that it is assignable to fetch's `HeadersInit` as it is. */
+export type WorkerV1Headers = {
   'x-worker-id': string
   'x-worker-timestamp': string
   'x-worker-signature': string

@@ -127,6 +127,7 @@ export function compileGateway(
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
     if (!a) ctx.error(['admin', 'listen'], 'must be host:port, e.g. 127.0.0.1:9901')
+    else if (listen && a.port !== 0 && a.port === listen.port) ctx.error(['admin', 'listen'], 'must not be the proxy port (server.listen): the admin endpoints never share it')
     else admin = { listen: a }
   }
 
@@ -260,7 +261,8 @@ export function compileGateway(
       challenge,
       missingMessage: onlyOne ?? 'Missing credentials',
       roles: spec.roles && spec.roles.length ? new Set(spec.roles) : null,
-      rateLimit: rateLimitPolicy(spec.rateLimit) ?? defaultRateLimit,
+      // `rateLimit: false` (null) turns the limit off for this route; only an absent key takes the default.
+      rateLimit: spec.rateLimit === undefined ? defaultRateLimit : rateLimitPolicy(spec.rateLimit)!,
       websocket: spec.websocket === true,
       loopbackAllow: spec.loopback === 'allow',
       credentials: spec.forward?.credentials ?? credentials,

@@ -72,6 +72,10 @@ class Positions {
   }
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
 function ajvPath(instancePath: string): (string | number)[] {
   if (!instancePath) return []
   return instancePath
@@ -169,11 +173,12 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
 
   if (!validateFile(data)) {
     for (const d of describeAjvErrors(validateFile.errors ?? [], [])) push(errors, 'error', d.path, d.message, d.key)
-    return { ok: false, errors, warnings }
   }
-  for (const [name, spec] of Object.entries(data.schemes ?? {})) {
-    const validate = validateScheme[(spec as { type: string }).type]!
-    if (!validate(spec)) {
+  // Scheme bodies are checked even when the rest of the file has problems: every problem, one run.
+  const schemes = isObject(data) && isObject(data.schemes) ? data.schemes : {}
+  for (const [name, spec] of Object.entries(schemes)) {
+    const validate = isObject(spec) && typeof spec.type === 'string' && Object.hasOwn(validateScheme, spec.type) ? validateScheme[spec.type]! : undefined
+    if (validate && !validate(spec)) {
       for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) push(errors, 'error', d.path, d.message, d.key)
     }
   }
@@ -198,7 +203,7 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
       }
     },
   }
-  const gateway = compileGateway(data, ctx, env, (path) => positions.at(path))
+  const gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
   if (errors.length) return { ok: false, errors, warnings }
   return { ok: true, gateway, warnings, position: (path) => positions.at(path) }
 }

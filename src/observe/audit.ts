@@ -7,8 +7,9 @@ export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay'
 export interface AuditRecord {
   event: AuditEvent
   reqId: string
-  method: string
-  path: string
+  /** null only for a request the HTTP parser refused before its request line could be read. */
+  method: string | null
+  path: string | null
   route: string | null
   identity: string | null
   authMethod: string | null

@@ -112,7 +112,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   const listener: DecisionListener = {
     decision(r: AuditRecord, detail?: DecisionDetail) {
       const route = r.route ?? NO_ROUTE_LABEL
-      requests.inc({ route, method: r.method, status: String(r.status) })
+      requests.inc({ route, method: r.method ?? '', status: String(r.status) })
       const allowed = r.event === 'allow'
       decisions.inc({ route, auth_method: r.authMethod ?? 'none', result: allowed ? 'allow' : 'deny', reason: allowed ? '' : (r.reason ?? '') })
       if (r.event === 'ratelimit') rateLimited.inc({ route, by: detail?.limitedBy ?? 'identity' })

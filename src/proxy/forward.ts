@@ -59,6 +59,15 @@ export class UpstreamPools {
   forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
     let started = false
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
+    // The upstream's `timeout` runs from sending until its response headers. undici's own headersTimeout
+    // is not enough alone: it does not fire on time for sub-second values, nor on a reused keep-alive
+    // connection, so an exact timer aborts the request too (whichever comes first).
+    let timedOut = false
+    const abort = new AbortController()
+    const timer = setTimeout(() => {
+      timedOut = true
+      abort.abort()
+    }, f.upstream.timeoutMs)
     return this.pool(f.upstream.origin)
       .stream(
         {
@@ -68,8 +77,10 @@ export class UpstreamPools {
           body: body ?? null,
           headersTimeout: f.upstream.timeoutMs,
           bodyTimeout: 0,
+          signal: abort.signal,
         },
         ({ statusCode, headers }) => {
+          clearTimeout(timer)
           const out = responseHeaders(headers as Record<string, string | string[] | undefined>)
           onHeaders(statusCode, out)
           started = true
@@ -79,8 +90,9 @@ export class UpstreamPools {
       )
       .then(
         () => ({ started }),
-        (err: NodeJS.ErrnoException) => ({ started, error: errorCode(err) }),
+        (err: NodeJS.ErrnoException) => ({ started, error: timedOut && !started ? 'UPSTREAM_TIMEOUT' : errorCode(err) }),
       )
+      .finally(() => clearTimeout(timer))
   }
 }
 

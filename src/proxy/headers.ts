@@ -25,7 +25,7 @@ export function connectionNamed(connection: string | string[] | undefined): Set<
 
 /** `x-auth-identity`, `X_Auth_Identity`, `x-auth_identity`… all count as identity headers. */
 export function isIdentityHeaderName(name: string): boolean {
-  return name.length > 7 && name.slice(0, 7).replace(/_/g, '-') === 'x-auth-'
+  return name.length >= 7 && name.slice(0, 7).replace(/_/g, '-') === 'x-auth-'
 }
 
 export interface ForwardHeaderOptions {

@@ -65,9 +65,34 @@ t.test('rfc9421: GET, query, string and Buffer bodies, header shapes', async (t)
   await fromFetch.arrayBuffer()
 })
 
-t.test('rfc9421: streamed bodies are refused before sending', async (t) => {
+t.test('rfc9421: streamed bodies (and so fetch() with a body) are read, then signed', async (t) => {
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  const d = createSigningDispatcher({ scheme: 'rfc9421', keyId: 'w1', secret: KEY }, agent)
+  const streamed = await request(base() + '/p', { dispatcher: d, method: 'POST', body: Readable.from(['a', Buffer.from('b')]) })
+  t.equal(streamed.statusCode, 200, 'a Readable body')
+  t.same(await streamed.body.json(), { kind: 'identity', name: 'w1' })
+  for (const body of ['{"a":1}', Buffer.from('bytes'), new URLSearchParams({ q: '1' })]) {
+    const r = await fetch(base() + '/f?x=1', { dispatcher: d, method: 'POST', body })
+    t.equal(r.status, 200, `fetch with a ${body.constructor.name} body`)
+    await r.arrayBuffer()
+  }
+  // Node's own global fetch (its bundled undici) with this dispatcher too.
+  const viaGlobal = await globalThis.fetch(base() + '/g', { dispatcher: d, method: 'PUT', body: 'hello' } as RequestInit)
+  t.equal(viaGlobal.status, 200, 'global fetch with a body')
+  await viaGlobal.arrayBuffer()
+  const broken = Readable.from((async function* () {
+    yield 'a'
+    throw new Error('source failed')
+  })())
+  await t.rejects(request(base() + '/p', { dispatcher: d, method: 'POST', body: broken }), /source failed/, 'a failing stream rejects, nothing hangs')
+})
+
+t.test('rfc9421: FormData bodies and a query option are refused before sending', async (t) => {
   const d = createSigningDispatcher({ scheme: 'rfc9421', keyId: 'w1', secret: KEY }, new Agent())
-  await t.rejects(request(base() + '/p', { dispatcher: d, method: 'POST', body: Readable.from(['a', 'b']) }), TypeError)
+  const form = new FormData()
+  form.append('a', '1')
+  await t.rejects(request(base() + '/p', { dispatcher: d, method: 'POST', body: form as never }), TypeError)
   await t.rejects(request(base() + '/p', { dispatcher: d, query: { a: 1 } }), TypeError)
 })
 

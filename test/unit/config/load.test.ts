@@ -111,6 +111,28 @@ t.test('unknown keys are errors anywhere, at the key', async (t) => {
   })
 })
 
+t.test('a problem in a scheme body is reported in the same run as problems elsewhere in the file', async (t) => {
+  const text = config({
+    route: '  - path: /x\n    upstream: be\n    auth: [bearer]\n    methd: [GET]\n',
+    top: 'schemes:\n  workers:\n    type: worker-v1\n    secret: "${env:TOKEN_A}"\n    windw: 5m\n',
+  })
+  const r = loadConfigText(text, FILE, ENV)
+  const errors = errorsOf(r)
+  t.same(errors.map((e) => e.line).sort((a, b) => a - b), [pos(text, 'methd').line, pos(text, 'windw').line], errors.map(formatFinding).join(' | '))
+})
+
+t.test('rateLimit: false on a route turns the default limit off; an absent rateLimit takes the default', async (t) => {
+  const text = config({
+    route: '  - path: /off\n    upstream: be\n    auth: [bearer]\n    rateLimit: false\n  - path: /default\n    upstream: be\n    auth: [bearer]\n',
+    top: 'defaults:\n  rateLimit: { max: 5, window: 1m }\n',
+  })
+  const r = loadConfigText(text, FILE, ENV)
+  if (!r.ok) return t.fail(r.errors.map(formatFinding).join('\n'))
+  const route = (id: string) => r.gateway.routes.find((x) => x.id === id)!
+  t.equal(route('/off').rateLimit, null, 'rateLimit: false → no limit')
+  t.same(route('/default').rateLimit, { max: 5, windowMs: 60_000, by: 'identity' }, 'absent → defaults.rateLimit')
+})
+
 t.test('a route needs public: true or auth', async (t) => {
   const text = config({ route: '  - path: /nothing\n    upstream: be\n' })
   oneErrorAt(t, text, 'path: /nothing', [/routes\[1\]/, /public: true or auth/])

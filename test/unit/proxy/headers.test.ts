@@ -13,7 +13,7 @@ function options(o: Partial<ForwardHeaderOptions> = {}): ForwardHeaderOptions {
 }
 
 t.test('isIdentityHeaderName: x-auth- in any case, with _ for -', async (t) => {
-  for (const n of ['x-auth-identity', 'x_auth_identity', 'x-auth_fingerprint', 'x_auth-method', 'x-auth-roles', 'x-auth-anything', 'x-auth-assertion']) t.equal(isIdentityHeaderName(n), true, n)
+  for (const n of ['x-auth-identity', 'x_auth_identity', 'x-auth_fingerprint', 'x_auth-method', 'x-auth-roles', 'x-auth-anything', 'x-auth-assertion', 'x-auth-', 'x_auth_']) t.equal(isIdentityHeaderName(n), true, n)
   for (const n of ['x-auth', 'x-authx-identity', 'x-authidentity', 'authorization', 'x-api-key', 'xx-auth-identity']) t.equal(isIdentityHeaderName(n), false, n)
 })
 
