@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { ERRORS, errorBody, type ErrorCode } from './errors.js'
 import { splitCanonicalTarget } from './policy/canonical-path.js'
 import { matchRoute } from './policy/routes.js'
+import { hasValidHost } from './policy/framing.js'
 import type { CompiledRoute, Gateway } from './config/compile.js'
 import { authenticate } from './auth/authenticate.js'
 import type { Identity } from './auth/types.js'
@@ -64,6 +65,7 @@ function deny(code: ErrorCode, extra: Partial<Extract<Verdict, { ok: false }>> =
 
 async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<Verdict> {
   const gw = x.gw
+  if (!hasValidHost(req)) return deny('BAD_REQUEST', { message: 'Exactly one Host header is required' })
   const target = splitCanonicalTarget(req.url ?? '')
   if (!target.ok) return deny('BAD_PATH')
   x.path = target.path

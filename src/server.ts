@@ -86,8 +86,11 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     forceCloseConnections: 'idle',
     keepAliveTimeout: 65_000,
     ...(tls
-      ? { https: { cert: tls.cert, key: tls.key, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) } }
+      ? { https: { cert: tls.cert, key: tls.key, requireHostHeader: false, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) } }
       : {}),
+    // Node would answer a missing Host with a bare 400; the pipeline refuses it (and a doubled Host)
+    // with our JSON body and an audit line instead.
+    http: { requireHostHeader: false },
     // Fastify's router refuses a path it cannot percent-decode (`/%`, `/%zz`, `/%FF`) with its own
     // FST_ERR_BAD_URL body: send those through the pipeline too, so the answer is ours (400 BAD_PATH
     // for a malformed escape) and the decision is audited like any other.

@@ -204,6 +204,8 @@ t.test('malformed framing → 400, nothing forwarded', async (t) => {
     ['space before the colon', `GET /pools/f14 HTTP/1.1\r\nHost: x\r\nX-A : a\r\nConnection: close\r\n\r\n`],
     ['bad chunk size', `POST /pools/f15 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`],
     ['Transfer-Encoding other than chunked', `POST /pools/f16 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nhello`],
+    ['two Host headers', `GET /pools/f17 HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n`],
+    ['no Host on HTTP/1.1', `GET /pools/f18 HTTP/1.1\r\nConnection: close\r\n\r\n`],
   ]
   const before = be.requests.length
   for (const [why, bytes] of cases) {
@@ -213,6 +215,17 @@ t.test('malformed framing → 400, nothing forwarded', async (t) => {
   }
   await sleep(150)
   t.same(be.requests.slice(before).map((r) => r.url), [], 'the backend received nothing')
+})
+
+t.test('an HTTP/1.0 request without Host is fine; the Host rule answers with our JSON and an audit line', async (t) => {
+  const ok = await rawRequest(gw.port, Buffer.from('GET /pools/h10 HTTP/1.0\r\n\r\n', 'latin1'), { method: 'GET' })
+  t.equal(ok.status, 200, 'HTTP/1.0 without Host is forwarded')
+  const bad = await rawRequest(gw.port, Buffer.from('GET /pools/h11 HTTP/1.1\r\nHost: a\r\nhost: b\r\nConnection: close\r\n\r\n', 'latin1'), { method: 'GET' })
+  t.equal(bad.status, 400)
+  t.match(JSON.parse(bad.body.toString()), { code: 'BAD_REQUEST', error: 'Exactly one Host header is required' })
+  const reqId = bad.headers['x-request-id']
+  t.ok(reqId)
+  t.match(await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === reqId, 10_000), { event: 'deny', reason: 'BAD_REQUEST', status: 400 })
 })
 
 t.test('no secret appears in the gateway\'s output', async (t) => {
