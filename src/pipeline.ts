@@ -157,10 +157,12 @@ export function sendError(res: ServerResponse, code: ErrorCode, reqId: string, m
   res.end(body)
 }
 
-/** Each request's id, so that a refusal written below the pipeline (server.ts) carries the same one. */
-const requestIds = new WeakMap<IncomingMessage, string>()
+// Kept on the request itself (symbol keys): a WeakMap entry per request costs measurably more under GC.
+const kRequestId = Symbol('portcullis.requestId')
+const kParserRefused = Symbol('portcullis.parserRefused')
+type Tracked = IncomingMessage & { [kRequestId]?: string; [kParserRefused]?: ErrorCode }
 /** Requests already handed to the pipeline whose framing the HTTP parser then refused (server.ts answered 400). */
-const parserRefused = new WeakMap<IncomingMessage, ErrorCode>()
+const parserRefused = { has: (req: IncomingMessage) => (req as Tracked)[kParserRefused] !== undefined, get: (req: IncomingMessage) => (req as Tracked)[kParserRefused] }
 
 /**
  * The HTTP parser refused the rest of a request the pipeline is already working on, and server.ts answered
@@ -168,8 +170,8 @@ const parserRefused = new WeakMap<IncomingMessage, ErrorCode>()
  * Returns the request's id (for that 400's body), if the pipeline has seen the request.
  */
 export function refusedInFlight(req: IncomingMessage, code: ErrorCode): string | undefined {
-  parserRefused.set(req, code)
-  return requestIds.get(req)
+  ;(req as Tracked)[kParserRefused] = code
+  return (req as Tracked)[kRequestId]
 }
 
 /** The decision as the client saw it once the parser's 400 went out first. */
@@ -183,7 +185,7 @@ function exchange(rt: Runtime, req: IncomingMessage): Exchange {
   const url = req.url ?? ''
   const q = url.indexOf('?')
   const reqId = rt.newRequestId()
-  requestIds.set(req, reqId)
+  ;(req as Tracked)[kRequestId] = reqId
   return { gw, reqId, start: performance.now(), ip: clientAddress(req, gw), method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q) }
 }
 
