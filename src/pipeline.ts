@@ -189,6 +189,14 @@ function exchange(rt: Runtime, req: IncomingMessage): Exchange {
   return { gw, reqId, start: performance.now(), ip: clientAddress(req, gw), method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q) }
 }
 
+/** Refuse a request before the pipeline looks at it (server.ts's upgrade fallback), with its audit line. */
+export function refuseRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string): void {
+  const x = exchange(rt, req)
+  const v = deny(code, { message })
+  sendError(res, code, x.reqId, message)
+  audit(rt, x, v, ERRORS[code].status, code)
+}
+
 /** An ordinary HTTP request (an Upgrade on a route without `websocket: true` also lands here). */
 export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const x = exchange(rt, req)

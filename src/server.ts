@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Gateway } from './config/compile.js'
 import { errorBody } from './errors.js'
-import { handleRequest, handleUpgrade, refusedInFlight, sendError, type Runtime } from './pipeline.js'
+import { handleRequest, handleUpgrade, refuseRequest, refusedInFlight, sendError, type Runtime } from './pipeline.js'
 import { UpstreamPools } from './proxy/forward.js'
 import { createAuditLog, type AuditRecord, type DecisionListener } from './observe/audit.js'
 import { normalizeAddress } from './state/client-ip.js'
@@ -143,7 +143,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       res.assignSocket(socket)
       res.shouldKeepAlive = false
       res.on('finish', () => socket.end())
-      if (hasBody(req)) return sendError(res, 'BAD_REQUEST', randomUUID(), 'Upgrade is not allowed on this route')
+      if (hasBody(req)) return refuseRequest(runtime, req, res, 'BAD_REQUEST', 'Upgrade is not allowed on this route')
       handleRequest(runtime, req, res).catch(() => socket.destroy())
     }
     handleUpgrade(runtime, req, socket, head, fallback).catch(() => socket.destroy())

@@ -20,7 +20,8 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
     name: 'apiKey',
     kind: 'apiKey',
     credentialHeaders: headers,
-    challenge: `ApiKey realm="portcullis", header="${headers[0] ?? DEFAULT_API_KEY_HEADER}"`,
+    // One challenge per accepted header, so a client learns every header name it may use.
+    challenge: (headers.length ? headers : [DEFAULT_API_KEY_HEADER]).map((h) => `ApiKey realm="portcullis", header="${h}"`).join(', '),
     present: (req) => presented(req) !== undefined,
     authenticate(req: AuthRequest): AuthOutcome {
       const p = presented(req.raw)

@@ -217,6 +217,18 @@ t.test('malformed framing → 400, nothing forwarded', async (t) => {
   t.same(be.requests.slice(before).map((r) => r.url), [], 'the backend received nothing')
 })
 
+t.test('an Upgrade with a body on a route without websocket: 400 BAD_REQUEST, audited, nothing forwarded', async (t) => {
+  const before = be.requests.length
+  const r = await rawRequest(gw.port, Buffer.from('POST /pools/up1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello', 'latin1'), { method: 'POST' })
+  t.equal(r.status, 400)
+  t.match(JSON.parse(r.body.toString()), { code: 'BAD_REQUEST', error: 'Upgrade is not allowed on this route' })
+  const reqId = r.headers['x-request-id']
+  t.ok(reqId, 'carries x-request-id')
+  t.match(await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === reqId, 10_000), { event: 'deny', reason: 'BAD_REQUEST', status: 400, method: 'POST', path: '/pools/up1' })
+  await sleep(100)
+  t.equal(be.requests.length, before, 'the backend received nothing')
+})
+
 t.test('an HTTP/1.0 request without Host is fine; the Host rule answers with our JSON and an audit line', async (t) => {
   const ok = await rawRequest(gw.port, Buffer.from('GET /pools/h10 HTTP/1.0\r\n\r\n', 'latin1'), { method: 'GET' })
   t.equal(ok.status, 200, 'HTTP/1.0 without Host is forwarded')
