@@ -8,8 +8,8 @@ const HEX = /^[0-9A-Fa-f]{2}$/
 /**
  * Split an origin-form request target into its path and query, or refuse it: absolute-form,
  * dot segments (raw or percent-encoded), encoded `/` or `\`, raw `\`, `//`, `;` parameters,
- * control bytes (raw or encoded), fragments, characters that are not legal in a URI path,
- * and malformed percent-escapes.
+ * control bytes (raw or encoded), percent-encoded unreserved characters (`%61`, `%2E`, `%7E`),
+ * fragments, characters that are not legal in a URI path, and malformed percent-escapes.
  */
 export function splitCanonicalTarget(target: string): Target {
   if (target.length === 0 || target.charCodeAt(0) !== 0x2f /* / */) return { ok: false }
@@ -48,6 +48,9 @@ export function isCanonicalPath(path: string): boolean {
         if (!HEX.test(hex)) return false
         const byte = parseInt(hex, 16)
         if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || byte === 0x3b) return false
+        // RFC 3986 §6.2.2.2: an encoded unreserved character means the same as the character itself, so
+        // a backend that decodes `/%61dmin` serves `/admin` — under whatever policy matched the raw bytes.
+        if (isUnreserved(byte)) return false
         i += 2
         break
       }
@@ -59,6 +62,11 @@ export function isCanonicalPath(path: string): boolean {
     }
   }
   return isAcceptableSegment(path.slice(segStart), false, true)
+}
+
+/** RFC 3986 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+function isUnreserved(byte: number): boolean {
+  return (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2e || byte === 0x5f || byte === 0x7e
 }
 
 /** Refuses empty inner segments (`//`) and `.`/`..` in any percent-encoding. */
