@@ -3,6 +3,8 @@
 import { randomUUID } from 'node:crypto'
 import { METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
+import { pinHandshakePeer } from './auth/tls-peer.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Gateway } from './config/compile.js'
@@ -132,6 +134,9 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   fastify.setNotFoundHandler(handler)
 
   const server = fastify.server as Server
+  // DESIGN §4.5: the identity is the certificate verified in the connection's own handshake; a TLS 1.2
+  // renegotiation could otherwise swap in another certificate under the first one's `authorized`.
+  if (tls) server.on('secureConnection', pinHandshakePeer)
   // Upgraded sockets leave the HTTP server's bookkeeping: shutdown must cut them itself when the grace ends.
   const tunnels = new Set<Socket>()
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -160,6 +165,10 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     fastify,
     url,
     reload(next) {
+      // New connections use the reloaded certificate, key and client CA (a CA removed from clientCa
+      // stops being trusted); a listener switching between TLS and plain text needs a restart.
+      const nextTls = next.server.tls
+      if (tls && nextTls) (server as unknown as TlsServer).setSecureContext({ cert: nextTls.cert, key: nextTls.key, ...(nextTls.clientCa ? { ca: nextTls.clientCa } : {}) })
       runtime.gateway = next
     },
     async close(graceMs = gw.server.shutdownGraceMs) {

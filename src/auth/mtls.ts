@@ -3,10 +3,10 @@
 // count; the TLS layer requests but never requires one, so public routes work without. Never logs.
 import type { X509Certificate } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { TLSSocket } from 'node:tls'
 import type { IdentityFile } from '../config/schema.js'
 import type { ConfigPath } from '../config/types.js'
 import { keyFingerprint } from './credential.js'
+import { handshakePeer, type HandshakePeer } from './tls-peer.js'
 import type { IdentityMethodFactory } from './identity-methods.js'
 import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
 
@@ -110,10 +110,10 @@ export function findOwner(table: MtlsTable, cert: X509Certificate): Owner | unde
   return undefined
 }
 
-function peerCertificate(req: IncomingMessage): { socket: TLSSocket; cert: X509Certificate } | undefined {
+/** The certificate of the connection's own handshake, never one presented by a later renegotiation. */
+function peerCertificate(req: IncomingMessage): HandshakePeer | undefined {
   if (!isTlsSocket(req)) return undefined
-  const cert = req.socket.getPeerX509Certificate()
-  return cert ? { socket: req.socket, cert } : undefined
+  return handshakePeer(req.socket)
 }
 
 export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
@@ -129,7 +129,7 @@ export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
       if (!peer) return { kind: 'absent' }
       const fp = keyFingerprint(peer.cert.fingerprint256)
       // rejectUnauthorized is off (public routes need no certificate): the chain check is ours to read.
-      if (peer.socket.authorized !== true) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
+      if (!peer.authorized) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
       const owner = findOwner(table, peer.cert)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp } }

@@ -39,11 +39,6 @@ function sameListen(a: Listen | undefined, b: Listen | undefined): boolean {
   return a?.host === b?.host && a?.port === b?.port
 }
 
-function sameTls(a: Gateway['server']['tls'], b: Gateway['server']['tls']): boolean {
-  if (!a || !b) return a === b
-  const eq = (x?: Buffer, y?: Buffer) => (x && y ? x.equals(y) : x === y)
-  return eq(a.cert, b.cert) && eq(a.key, b.key) && eq(a.clientCa, b.clientCa)
-}
 
 /**
  * Keys that need a new listener (server.listen, server.tls, admin.listen). `next` is changed to keep the
@@ -52,11 +47,13 @@ function sameTls(a: Gateway['server']['tls'], b: Gateway['server']['tls']): bool
 export function keepListeners(current: Gateway, next: Gateway): string[] {
   const changed: string[] = []
   if (!sameListen(current.server.listen, next.server.listen)) changed.push('server.listen')
-  if (!sameTls(current.server.tls, next.server.tls)) changed.push('server.tls')
+  // New certificate, key or client CA files apply to new connections (DESIGN §4.5); only switching the
+  // listener between TLS and plain text needs a restart.
+  if (Boolean(current.server.tls) !== Boolean(next.server.tls)) changed.push('server.tls')
   if (!sameListen(current.admin?.listen, next.admin?.listen)) changed.push('admin.listen')
   next.server.listen = current.server.listen
-  if (current.server.tls) next.server.tls = current.server.tls
-  else delete next.server.tls
+  if (!current.server.tls) delete next.server.tls
+  else if (!next.server.tls) next.server.tls = current.server.tls
   if (current.admin) next.admin = current.admin
   else delete next.admin
   return changed
