@@ -4,6 +4,7 @@
 export const ERRORS = {
   BAD_PATH: { status: 400, message: 'Bad path' },
   BAD_REQUEST: { status: 400, message: 'Bad request' },
+  REQUEST_TIMEOUT: { status: 408, message: 'Request timeout' },
   MISSING_CREDENTIALS: { status: 401, message: 'Missing credentials' },
   INVALID_CREDENTIALS: { status: 401, message: 'Invalid credentials' },
   INVALID_SIGNATURE: { status: 401, message: 'Invalid signature' },
@@ -18,6 +19,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
   BODY_TOO_LARGE: { status: 413, message: 'Body too large' },
   RATE_LIMITED: { status: 429, message: 'Rate limited' },
+  INTERNAL: { status: 500, message: 'Internal error' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream unavailable' },
   STATE_UNAVAILABLE: { status: 503, message: 'State store unavailable' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timeout' },

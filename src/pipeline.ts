@@ -1,316 +1,154 @@
-// The path of every request through the gateway, in order (DESIGN §3):
-// canonical path → route → authenticate → authorize → replay and rate limit → forward → audit.
-// Each step lives in its own module; this file only assembles them. It never logs a credential.
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+// The path of every request through the gateway (DESIGN §3), read top to bottom: framing → canonical
+// path → route (the join endpoint first) → auth-failure throttle → authenticate → authorize → replay and
+// rate limit → forward, or answer locally. Plain requests, upgrades, CONNECT, and requests the HTTP parser
+// refuses all take it, and each ends in exactly one audit line (the Exchange writes it). Each step lives
+// in its own module under steps/; this file only assembles them. It never logs a credential.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { METHODS } from 'node:http'
 import type { Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
-import { ERRORS, errorBody, type ErrorCode } from './errors.js'
-import { splitCanonicalTarget } from './policy/canonical-path.js'
-import { matchRoute } from './policy/routes.js'
-import { hasValidHost } from './policy/framing.js'
-import type { CompiledRoute, Gateway } from './config/compile.js'
-import { authenticate } from './auth/authenticate.js'
-import type { Identity } from './auth/types.js'
-import { BodyTooLargeError, hasBody, readBody } from './proxy/body.js'
-import { forwardHeaders } from './proxy/headers.js'
-import type { UpstreamPools } from './proxy/forward.js'
-import { tunnelUpgrade } from './proxy/websocket.js'
-import type { AuditEvent, AuditRecord, DecisionDetail, DecisionListener } from './observe/audit.js'
-import { countAuthFailure, checkAuthFailures, countRequest, type GatewayState, type LimitHeaders } from './policy/limits.js'
-import { StoreUnavailableError } from './state/types.js'
+import { Exchange, type Denial } from './exchange.js'
 import { clientAddress } from './policy/client-address.js'
-import { isJoinRequest, serveJoin } from './auth/join.js'
+import { BodyTooLargeError, hasBody, readBody } from './proxy/body.js'
+import { isClosing, responseReply, socketReply } from './reply.js'
+import type { Runtime } from './runtime.js'
+import { StoreUnavailableError } from './state/types.js'
+import { normalizeAddress } from './state/client-ip.js'
+import { checkFraming } from './steps/framing.js'
+import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
+import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
+import { checkReplayAndLimit } from './steps/limits.js'
+import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
-/** Everything a request needs; `gateway` is swapped whole on reload, the rest lives as long as the process. */
-export interface Runtime {
-  gateway: Gateway
-  state: GatewayState
-  pools: UpstreamPools
-  listeners: DecisionListener[]
-  tls: boolean
-  newRequestId(): string
-  /** Extra headers bound to this request (the signed assertion), set after all stripping. */
-  assert?: (gw: Gateway, a: { identity: Identity; route: CompiledRoute; method: string; target: string; body?: Buffer; reqId: string }) => Promise<Record<string, string>>
-}
-
-type Verdict =
-  | {
-      ok: false
-      code: ErrorCode
-      message?: string
-      event: AuditEvent
-      headers?: OutgoingHttpHeaders
-      route?: CompiledRoute
-      identity?: string
-      authMethod?: string
-      fp?: string
-      limitedBy?: DecisionDetail['limitedBy']
-    }
-  | { ok: true; route: CompiledRoute; identity?: Identity; body?: Buffer; target: string; limitHeaders?: LimitHeaders }
-
-/** One request's bookkeeping: the config it started with, its id, clock start and client address. */
-export interface Exchange {
-  gw: Gateway
-  reqId: string
-  start: number
-  ip: string
-  method: string
-  path: string
-}
-
-function deny(code: ErrorCode, extra: Partial<Extract<Verdict, { ok: false }>> = {}): Verdict {
-  const event: AuditEvent = code === 'RATE_LIMITED' ? 'ratelimit' : code === 'REPLAYED' ? 'replay' : 'deny'
-  return { ok: false, code, event, ...extra }
-}
-
-async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<Verdict> {
-  const gw = x.gw
-  if (!hasValidHost(req)) return deny('BAD_REQUEST', { message: 'Exactly one Host header is required' })
-  const target = splitCanonicalTarget(req.url ?? '')
-  if (!target.ok) return deny('BAD_PATH')
-  x.path = target.path
-  const match = matchRoute(gw.routes, x.method, target.path)
-  if (match.kind === 'none') return deny('NO_ROUTE')
-  if (match.kind === 'method') return deny('METHOD_NOT_ALLOWED', { headers: { allow: match.allow.join(', ') } })
-  const route = match.route
-
-  const cl = req.headers['content-length']
-  if (cl !== undefined && Number(cl) > gw.server.bodyLimit) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' } })
-
-  // Who was authenticated, for the audit line of a refusal that comes later (a store failure, a body too large).
-  let who: { identity: string; authMethod: string; fp: string } | undefined
+/** Steps 0–5: the decision. true = allowed (the exchange holds route, identity and body); false = refused. */
+async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<boolean> {
+  let denial: Denial | undefined
   try {
-    // The auth-failure throttle is read from the store while the credential is being checked, so that
-    // round trip overlaps the crypto; a throttled address still gets its 429 before any other answer.
-    const throttledRead = checkAuthFailures(rt.state, gw, x.ip)
-    throttledRead.catch(() => undefined) // awaited below; this only keeps an early return from leaving it unhandled
-    let identity: Identity | undefined
-    let body: Buffer | undefined
-    if (route.public) {
-      const throttled = await throttledRead
-      if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
-    } else {
-      const auth = await authenticate(gw, route, req, { path: target.path, query: target.query, tls: rt.tls, now: Date.now(), readBody: () => readBody(req, gw.server.bodyLimit) })
-      const throttled = await throttledRead
-      if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
-      if (auth.kind === 'deny') {
-        const headers = auth.code === 'MISSING_CREDENTIALS' && route.challenge ? { 'www-authenticate': route.challenge } : undefined
-        if (ERRORS[auth.code].status === 401) await countAuthFailure(rt.state, gw, x.ip)
-        return deny(auth.code, { route, ...(auth.message ? { message: auth.message } : {}), ...(headers ? { headers } : {}), ...(auth.fp ? { fp: auth.fp } : {}), ...(auth.identity ? { identity: auth.identity } : {}), ...(auth.method ? { authMethod: auth.method } : {}) })
-      }
-      identity = auth.identity
-      body = auth.body
-      who = { identity: identity.name, authMethod: identity.method, fp: identity.fp }
-      if (route.roles && identity.method !== 'loopback' && !identity.roles.some((r) => route.roles!.has(r))) return deny('FORBIDDEN', { route, ...who })
-    }
-    // Replay check and rate-limit count are independent store calls: both go out at once.
-    const [fresh, limit] = await Promise.all([
-      identity?.replay ? rt.state.replay.remember(identity.replay.key, identity.replay.ttlMs) : true,
-      countRequest(rt.state, route, identity, x.ip),
-    ])
-    if (!fresh) return deny('REPLAYED', { route, identity: identity!.name, authMethod: identity!.method, fp: identity!.fp })
-    if (limit && !limit.ok) {
-      return deny('RATE_LIMITED', { route, headers: limit.headers, ...(route.rateLimit ? { limitedBy: route.rateLimit.by } : {}), ...(identity ? { identity: identity.name, authMethod: identity.method, fp: identity.fp } : {}) })
-    }
-    // The assertion's cdg binds the body: read it (bounded by bodyLimit) whenever one will be signed.
-    if (identity && !body && rt.assert && gw.forward.assertion && hasBody(req) && req.headers.upgrade === undefined) body = await readBody(req, gw.server.bodyLimit)
-    return { ok: true, route, ...(identity ? { identity } : {}), ...(body ? { body } : {}), target: target.path + target.query, ...(limit ? { limitHeaders: limit.headers } : {}) }
+    denial =
+      checkFraming(req, upgrade) ??
+      checkPath(x, req) ??
+      findRoute(x) ??
+      checkDeclaredSize(x, req) ??
+      (await checkThrottle(x)) ??
+      (await checkCredentials(x, req)) ??
+      checkRoles(x) ??
+      (await checkReplayAndLimit(x)) ??
+      (await readAssertedBody(x, req, upgrade))
   } catch (err) {
-    if (err instanceof BodyTooLargeError) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' }, ...who })
-    if (err instanceof StoreUnavailableError) return deny('STATE_UNAVAILABLE', { route, ...who })
-    // The client went away while its body was being read, or the parser refused the body's framing:
-    // its request, not the store, failed.
-    if (req.destroyed || parserRefused.has(req)) return deny('BAD_REQUEST', { route, message: 'Request body incomplete', ...who })
-    throw err
+    denial = expectedFailure(err, req)
+    if (!denial) {
+      x.internal(err)
+      return false
+    }
   }
+  if (!denial) return !x.done
+  x.refuse(denial)
+  return false
 }
 
-function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: string | null, detail?: DecisionDetail): void {
-  const route = v.route ?? null
-  const identity = v.ok ? v.identity : undefined
-  const record: AuditRecord = {
-    event: v.ok ? 'allow' : v.event,
-    reqId: x.reqId,
-    method: x.method,
-    path: x.path,
-    route: route ? route.id : null,
-    identity: identity ? identity.name : v.ok ? (route?.public ? 'anonymous' : null) : (v.identity ?? null),
-    authMethod: identity ? identity.method : v.ok ? (route?.public ? 'public' : null) : (v.authMethod ?? null),
-    fp: identity ? identity.fp || null : v.ok ? null : (v.fp || null),
-    reason,
-    ip: x.ip,
-    status,
-    upstream: route ? route.upstream.name : null,
-    ms: Math.round((performance.now() - x.start) * 100) / 100,
-  }
-  const d = detail ?? (!v.ok && v.limitedBy ? { limitedBy: v.limitedBy } : undefined)
-  for (const l of rt.listeners) l.decision(record, d)
+/** The assertion's `cdg` binds the body: read it (bounded by bodyLimit) whenever one will be signed. */
+async function readAssertedBody(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<undefined> {
+  if (x.identity && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit)
+  return undefined
 }
 
-export function sendError(res: ServerResponse, code: ErrorCode, reqId: string, message?: string, headers?: OutgoingHttpHeaders): void {
-  if (res.headersSent) {
-    res.destroy()
-    return
-  }
-  const body = errorBody(code, reqId, message)
-  res.writeHead(ERRORS[code].status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': reqId, ...headers })
-  res.end(body)
+/** Failures that are the client's or the store's, not the gateway's: each has its contract code. */
+function expectedFailure(err: unknown, req: IncomingMessage): Denial | undefined {
+  if (err instanceof BodyTooLargeError) return { code: 'BODY_TOO_LARGE', close: true }
+  if (err instanceof StoreUnavailableError) return { code: 'STATE_UNAVAILABLE' }
+  // The client went away while its body was being read.
+  if (req.destroyed) return { code: 'BAD_REQUEST', message: 'Request body incomplete', close: true }
+  return undefined
 }
 
-// Kept on the request itself (symbol keys): a WeakMap entry per request costs measurably more under GC.
-const kRequestId = Symbol('portcullis.requestId')
-const kParserRefused = Symbol('portcullis.parserRefused')
-type Tracked = IncomingMessage & { [kRequestId]?: string; [kParserRefused]?: ErrorCode }
-/** Requests already handed to the pipeline whose framing the HTTP parser then refused (server.ts answered 400). */
-const parserRefused = { has: (req: IncomingMessage) => (req as Tracked)[kParserRefused] !== undefined, get: (req: IncomingMessage) => (req as Tracked)[kParserRefused] }
+const kExchange = Symbol('portcullis.exchange')
+const kTurn = Symbol('portcullis.turn')
+type Tracked = IncomingMessage & { [kExchange]?: Exchange }
+type Connection = Socket & { [kTurn]?: Promise<void> }
 
 /**
- * The HTTP parser refused the rest of a request the pipeline is already working on, and server.ts answered
- * it 400 itself: the pipeline's own answer can no longer reach the client, and its audit line must say so.
- * Returns the request's id (for that 400's body), if the pipeline has seen the request.
+ * Pipelined requests are decided one at a time, each after the previous response ended: a request queued
+ * behind a response sent with `Connection: close` is never authorized or forwarded (DESIGN §3 step 0).
  */
-export function refusedInFlight(req: IncomingMessage, code: ErrorCode): string | undefined {
-  ;(req as Tracked)[kParserRefused] = code
-  return (req as Tracked)[kRequestId]
+function connectionTurn(req: IncomingMessage, res: ServerResponse): Promise<boolean> | boolean {
+  const socket = req.socket as Connection
+  if (isClosing(socket)) return false
+  const previous = socket[kTurn]
+  const finished = new Promise<void>((resolve) => {
+    const done = () => {
+      if (socket[kTurn] === finished) delete socket[kTurn]
+      resolve()
+    }
+    res.once('finish', done)
+    res.once('close', done)
+  })
+  socket[kTurn] = finished
+  if (!previous) return true
+  return previous.then(() => !isClosing(socket) && !socket.destroyed)
 }
 
-/** The decision as the client saw it once the parser's 400 went out first. */
-function asRefused(v: Verdict, code: ErrorCode): Verdict {
-  if (!v.ok) return { ...v, code, event: 'deny', headers: undefined }
-  return deny(code, { route: v.route, ...(v.identity ? { identity: v.identity.name, authMethod: v.identity.method, fp: v.identity.fp } : {}) })
-}
-
-function exchange(rt: Runtime, req: IncomingMessage): Exchange {
-  const gw = rt.gateway
-  const url = req.url ?? ''
-  const q = url.indexOf('?')
-  const reqId = rt.newRequestId()
-  ;(req as Tracked)[kRequestId] = reqId
-  return { gw, reqId, start: performance.now(), ip: clientAddress(req, gw), method: req.method ?? 'GET', path: q === -1 ? url : url.slice(0, q) }
-}
-
-/** Refuse a request before the pipeline looks at it (server.ts's upgrade fallback), with its audit line. */
-export function refuseRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string): void {
-  const x = exchange(rt, req)
-  const v = deny(code, { message })
-  sendError(res, code, x.reqId, message)
-  audit(rt, x, v, ERRORS[code].status, code)
-}
-
-/** An ordinary HTTP request (an Upgrade on a route without `websocket: true` also lands here). */
+/** An ordinary request: `request` (and `checkExpectation`) of the HTTP server. */
 export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const x = exchange(rt, req)
-  // DESIGN §4.7: the join path (canonical, exactly as configured) needs no route and is never forwarded.
-  if (x.gw.join && isJoinRequest(x.gw.join, req)) return serveJoin(rt, x, req, res, x.gw.join)
-  let v: Verdict
+  const turn = connectionTurn(req, res)
+  if (turn !== true && !(await turn)) return void req.resume()
+  const x = new Exchange(rt, req, responseReply(res), clientAddress(req, rt.gateway))
+  ;(req as Tracked)[kExchange] = x
   try {
-    v = await decide(rt, x, req)
-  } catch {
-    // An unexpected failure in a store or authenticator: fail closed, never crash the process.
-    v = deny('STATE_UNAVAILABLE')
+    if (!(await decide(x, req, false))) return
+    const route = x.route!
+    if (route.upstream === null) respondJoin(x, route, res)
+    else await forwardRequest(x, req, res, route)
+  } catch (err) {
+    x.internal(err)
   }
-  const refused = parserRefused.get(req)
-  if (refused) return audit(rt, x, asRefused(v, refused), ERRORS[refused].status, refused)
-  if (!v.ok) {
-    sendError(res, v.code, x.reqId, v.message, v.headers)
-    audit(rt, x, v, ERRORS[v.code].status, v.code)
+}
+
+/**
+ * A request that owns its socket: an upgrade or a CONNECT. Only an upgrade on a `websocket: true` route
+ * is tunnelled; any other is answered as an ordinary request with the upgrade dropped.
+ */
+export async function handleSocketRequest(rt: Runtime, req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  socket.on('error', () => socket.destroy())
+  const x = new Exchange(rt, req, socketReply(socket), clientAddress(req, rt.gateway))
+  ;(req as Tracked)[kExchange] = x
+  try {
+    if (!(await decide(x, req, true))) return
+    const route = x.route!
+    if (route.upstream !== null && route.websocket) return await tunnel(x, req, socket, head, route)
+    const res = responseOnSocket(req, socket)
+    if (route.upstream === null) respondJoin(x, route, res)
+    else await forwardRequest(x, req, res, route)
+  } catch (err) {
+    x.internal(err)
+  }
+}
+
+/** The HTTP parser refused a request (its framing, its target, or its time ran out): `clientError`. */
+export function handleClientError(rt: Runtime, err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return void socket.destroy()
+  const code = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_INVALID_URL' ? 'BAD_PATH' : 'BAD_REQUEST'
+  // A request already handed to the pipeline (its body broke off, or its time ran out): its exchange
+  // answers, unless its response already started; then the connection can only be cut.
+  const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  const inFlight = pending?.req ? (pending.req as Tracked)[kExchange] : undefined
+  if (inFlight && !inFlight.done && !pending!.headersSent) {
+    inFlight.refuse({ code, close: true, ...(code === 'BAD_REQUEST' ? { message: 'Request body incomplete' } : {}) })
     return
   }
-  const { route, identity } = v
-  const extra = identity && rt.assert ? await rt.assert(x.gw, { identity, route, method: x.method, target: v.target, ...(v.body ? { body: v.body } : {}), reqId: x.reqId }) : undefined
-  const headers = forwardHeaders(req.headers, {
-    strip: route.credentials === 'strip' ? stripSet(x.gw) : null,
-    ...(identity ? { identity } : {}),
-    setIdentityHeaders: route.identityHeaders,
-    upgrade: false,
-    host: hostOf(route.upstream.origin),
-    forwardedFor: x.ip,
-    proto: rt.tls ? 'https' : 'http',
-    ...(extra ? { extra } : {}),
-  })
-  if (v.body) {
-    headers['content-length'] = String(v.body.length)
-    delete headers['transfer-encoding']
-  }
-  const sentAt = performance.now()
-  const result = await rt.pools.forward(
-    { upstream: route.upstream, method: x.method, target: v.target, headers, ...(v.body ? { body: v.body } : {}), req, bodyLimit: x.gw.server.bodyLimit },
-    res,
-    (status, out) => {
-      out['x-request-id'] = x.reqId
-      if (v.limitHeaders) Object.assign(out, v.limitHeaders)
-      audit(rt, x, v, status, null, { upstreamMs: performance.now() - sentAt })
-    },
-  )
-  if (result.error) {
-    const refused = parserRefused.get(req)
-    if (refused && !result.started) audit(rt, x, asRefused(v, refused), ERRORS[refused].status, refused, { upstreamMs: performance.now() - sentAt })
-    else if (!result.started) {
-      sendError(res, result.error, x.reqId)
-      audit(rt, x, v, ERRORS[result.error].status, result.error, { upstreamMs: performance.now() - sentAt })
-    } else res.destroy()
-  }
+  if (pending) return void socket.destroy()
+  const x = new Exchange(rt, null, socketReply(socket), normalizeAddress(socket.remoteAddress ?? ''), refusedRequestLine(err.rawPacket))
+  x.refuse({ code, close: true })
 }
 
-/** A request with `Connection: upgrade`. Only a `websocket: true` route tunnels it; others get the normal path. */
-export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: Socket, head: Buffer, fallback: () => void): Promise<void> {
-  // Routing is pure, so look first: a route without `websocket: true` treats this as a plain request.
-  const target = splitCanonicalTarget(req.url ?? '')
-  if (target.ok) {
-    const m = matchRoute(rt.gateway.routes, req.method ?? 'GET', target.path)
-    if (m.kind !== 'route' || !m.route.websocket) return fallback()
-  } else return fallback()
-  const x = exchange(rt, req)
-  let v: Verdict
-  try {
-    v = await decide(rt, x, req)
-  } catch {
-    v = deny('STATE_UNAVAILABLE')
-  }
-  if (!v.ok) {
-    const status = ERRORS[v.code].status
-    const body = errorBody(v.code, x.reqId, v.message)
-    const extra = Object.entries(v.headers ?? {}).map(([k, val]) => `${k}: ${String(val)}\r\n`).join('')
-    socket.end(`HTTP/1.1 ${status} ${httpReason(status)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${x.reqId}\r\n${extra}connection: close\r\n\r\n${body}`)
-    audit(rt, x, v, status, v.code)
-    return
-  }
-  const { route, identity } = v
-  const extra = identity && rt.assert ? await rt.assert(x.gw, { identity, route, method: x.method, target: v.target, reqId: x.reqId }) : undefined
-  const headers = forwardHeaders(req.headers, {
-    strip: route.credentials === 'strip' ? stripSet(x.gw) : null,
-    ...(identity ? { identity } : {}),
-    setIdentityHeaders: route.identityHeaders,
-    upgrade: true,
-    host: hostOf(route.upstream.origin),
-    forwardedFor: x.ip,
-    proto: rt.tls ? 'https' : 'http',
-    ...(extra ? { extra } : {}),
-  })
-  const status = await tunnelUpgrade({ upstream: route.upstream, method: x.method, target: v.target, headers, socket, head })
-  if (typeof status === 'number') audit(rt, x, v, status, null)
-  else {
-    const s = ERRORS[status].status
-    const body = errorBody(status, x.reqId)
-    socket.end(`HTTP/1.1 ${s} ${httpReason(s)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-    audit(rt, x, v, s, status)
-  }
-}
-
-function httpReason(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }[status] ?? 'Error'
-}
-
-const stripSets = new WeakMap<Gateway, ReadonlySet<string>>()
-function stripSet(gw: Gateway): ReadonlySet<string> {
-  let s = stripSets.get(gw)
-  if (!s) stripSets.set(gw, (s = new Set(gw.credentialHeaders)))
-  return s
-}
-
-const hosts = new Map<string, string>()
-function hostOf(origin: string): string {
-  let h = hosts.get(origin)
-  if (h === undefined) hosts.set(origin, (h = new URL(origin).host))
-  return h
+/** Method and path (query cut) of the request line the parser refused, as far as it got; null when unknown. */
+export function refusedRequestLine(raw: unknown): { method: string | null; path: string | null } {
+  if (!Buffer.isBuffer(raw)) return { method: null, path: null }
+  const text = raw.subarray(0, 8192).toString('latin1')
+  const end = text.search(/[\r\n]/)
+  const line = end === -1 ? text : text.slice(0, end)
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (.*?)(?: HTTP\/[0-9]\.[0-9])?$/.exec(line)
+  if (!m) return { method: null, path: null }
+  const target = m[2]!
+  const q = target.indexOf('?')
+  // Only a method Node knows: the method is a metric label, and its values must stay bounded.
+  return { method: METHODS.includes(m[1]!) ? m[1]! : null, path: q === -1 ? target : target.slice(0, q) }
 }

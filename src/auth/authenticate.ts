@@ -31,21 +31,28 @@ export function isAmbiguous(gw: Gateway, req: IncomingMessage): boolean {
   return kinds > 1
 }
 
-export function isLoopback(req: IncomingMessage): boolean {
-  const a = req.socket.remoteAddress ?? ''
+function isLoopbackAddress(a: string): boolean {
   return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.')
+}
+
+/**
+ * DESIGN §3.3: the socket peer is loopback and so is the client address it stands for — behind a
+ * trusted local proxy (a TLS terminator on 127.0.0.1) the forwarded address decides, not the proxy's.
+ */
+export function isLoopback(req: IncomingMessage, clientIp: string): boolean {
+  return isLoopbackAddress(req.socket.remoteAddress ?? '') && isLoopbackAddress(clientIp)
 }
 
 export async function authenticate(
   gw: Gateway,
-  route: CompiledRoute,
+  route: Pick<CompiledRoute, 'auth' | 'loopbackAllow' | 'missingMessage'>,
   req: IncomingMessage,
-  o: { path: string; query: string; tls: boolean; now: number; readBody: () => Promise<Buffer> },
+  o: { path: string; query: string; tls: boolean; now: number; clientIp: string; readBody: () => Promise<Buffer> },
 ): Promise<AuthResult> {
   if (isAmbiguous(gw, req)) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
   const candidates = route.auth.filter((a) => a.present(req))
   if (candidates.length === 0) {
-    if (route.loopbackAllow && isLoopback(req)) return { kind: 'identity', identity: { name: 'localhost', roles: [], method: 'loopback', fp: '' } }
+    if (route.loopbackAllow && isLoopback(req, o.clientIp)) return { kind: 'identity', identity: { name: 'localhost', roles: [], method: 'loopback', fp: '' } }
     return { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
   }
   const ar: AuthRequest = { raw: req, method: req.method ?? 'GET', path: o.path, query: o.query, target: o.path + o.query, tls: o.tls, now: o.now }

@@ -23,6 +23,8 @@ export interface Upstream {
   name: string
   /** scheme://host:port — one keep-alive pool per origin. */
   origin: string
+  /** host[:port] of the origin: the Host header sent upstream. */
+  host: string
   /** A path prefix from the upstream URL ('' for none) put in front of the forwarded path. */
   basePath: string
   timeoutMs: number
@@ -61,6 +63,7 @@ export interface Gateway {
   server: {
     listen: Listen
     bodyLimit: number
+    requestTimeoutMs: number
     shutdownGraceMs: number
     trustProxy: boolean | string[]
     tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer }
@@ -79,7 +82,7 @@ export interface Gateway {
   /** Every authenticator by the name routes use (bearer, apiKey, mtls, scheme names). */
   authenticators: ReadonlyMap<string, Authenticator>
   /** Header names of every credential portcullis recognizes, dropped before forwarding unless kept. */
-  credentialHeaders: readonly string[]
+  credentialHeaders: ReadonlySet<string>
   /** API-key header names (for ambiguity: two of them present). */
   apiKeyHeaders: readonly string[]
   defaults: { rateLimit: RateLimitPolicy | null; authFailures: { max: number; windowMs: number } | null }
@@ -153,7 +156,7 @@ export function compileGateway(
       ctx.error(['upstreams', name, 'url'], 'must be an http:// or https:// URL without query, fragment or credentials')
       continue
     }
-    upstreams.set(name, { name, origin: url.origin, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!) })
+    upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!) })
   }
 
   // Identities → the identity-based methods (bearer, apiKey, mtls).
@@ -273,9 +276,7 @@ export function compileGateway(
   })
 
   const apiKeyHeaders = [...new Set([DEFAULT_API_KEY_HEADER, ...apiKeys.keys()])]
-  const credentialHeaders = [
-    ...new Set(['authorization', ...apiKeyHeaders, ...WORKER_V1_HEADERS, ...SIGNATURE_HEADERS, ...[...authenticators.values()].flatMap((a) => a.credentialHeaders)]),
-  ]
+  const credentialHeaders = new Set(['authorization', ...apiKeyHeaders, ...WORKER_V1_HEADERS, ...SIGNATURE_HEADERS, ...[...authenticators.values()].flatMap((a) => a.credentialHeaders)])
 
   return {
     file: ctx.file,
@@ -283,6 +284,7 @@ export function compileGateway(
     server: {
       listen: listen ?? { host: '127.0.0.1', port: 8080 },
       bodyLimit: sizeBytes(server.bodyLimit!),
+      requestTimeoutMs: durationMs(server.requestTimeout!),
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
       ...(tls ? { tls } : {}),

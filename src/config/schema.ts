@@ -34,6 +34,7 @@ const Server = Type.Object(
   {
     listen: Type.Optional(HostPort('127.0.0.1:8080')),
     bodyLimit: Type.Optional(Size('1mb')),
+    requestTimeout: Type.Optional(Duration('30s')),
     shutdownGrace: Type.Optional(Duration('10s')),
     trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))], { default: false })),
     tls: Type.Optional(

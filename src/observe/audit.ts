@@ -12,6 +12,8 @@ export interface AuditRecord {
   path: string | null
   route: string | null
   identity: string | null
+  /** A name the client claimed on a refused credential (a keyid, an x-worker-id): never verified. */
+  claimed?: string
   authMethod: string | null
   fp: string | null
   reason: string | null

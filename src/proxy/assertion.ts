@@ -3,7 +3,7 @@
 // The private key is imported once per loaded config; nothing here logs a key or a token.
 import { createHash, createPrivateKey, createPublicKey, sign, type JsonWebKey, type KeyObject } from 'node:crypto'
 import type { Gateway } from '../config/compile.js'
-import type { Runtime } from '../pipeline.js'
+import type { Runtime } from '../runtime.js'
 import { computeContentDigest } from '../auth/content-digest.js'
 
 export const ASSERTION_HEADER = 'x-auth-assertion'

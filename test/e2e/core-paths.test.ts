@@ -224,7 +224,7 @@ t.test('an Upgrade with a body on a route without websocket: 400 BAD_REQUEST, au
   const before = be.requests.length
   const r = await rawRequest(gw.port, Buffer.from('POST /pools/up1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello', 'latin1'), { method: 'POST' })
   t.equal(r.status, 400)
-  t.match(JSON.parse(r.body.toString()), { code: 'BAD_REQUEST', error: 'Upgrade is not allowed on this route' })
+  t.match(JSON.parse(r.body.toString()), { code: 'BAD_REQUEST', error: 'An upgrade request cannot have a body' })
   const reqId = r.headers['x-request-id']
   t.ok(reqId, 'carries x-request-id')
   t.match(await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === reqId, 10_000), { event: 'deny', reason: 'BAD_REQUEST', status: 400, method: 'POST', path: '/pools/up1' })

@@ -156,8 +156,9 @@ t.test('wrong PSK, unsigned, tampered body, other methods', async (t) => {
   let r = await send(req.url, req)
   t.equal(r.status, 401)
   t.equal(r.json.code, 'INVALID_SIGNATURE')
-  const denied = await gw.waitForLog((l) => l.msg === 'auth' && l.identity === 'join:worker-13')
-  t.match(denied, { event: 'deny', reason: 'INVALID_SIGNATURE', status: 401 })
+  // The keyid of a refused join is only claimed: never the audit line's identity (DESIGN §6).
+  const denied = await gw.waitForLog((l) => l.msg === 'auth' && l.claimed === 'worker-13')
+  t.match(denied, { event: 'deny', reason: 'INVALID_SIGNATURE', status: 401, identity: null })
 
   r = await send(gw.url + JOIN_PATH, { headers: { 'content-type': 'application/json' }, body: '{"keyid":"w"}' })
   t.equal(r.status, 401)

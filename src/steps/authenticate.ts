@@ -1,0 +1,48 @@
+// Steps 3 and 4 (DESIGN §3): the auth-failure throttle answers before any credential is looked at or any
+// body read; then the route's methods authenticate (auth/authenticate.ts), a 401 counts against the
+// client address, and the identity's roles are checked against the route's.
+import type { IncomingMessage } from 'node:http'
+import { authenticate } from '../auth/authenticate.js'
+import { ERRORS } from '../errors.js'
+import type { Denial, Exchange } from '../exchange.js'
+import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
+import { readBody } from '../proxy/body.js'
+
+export async function checkThrottle(x: Exchange): Promise<Denial | undefined> {
+  const throttled = await checkAuthFailures(x.rt.state, x.gw, x.ip)
+  return throttled ? { code: 'RATE_LIMITED', headers: throttled, limitedBy: 'authFailures' } : undefined
+}
+
+export async function checkCredentials(x: Exchange, req: IncomingMessage): Promise<Denial | undefined> {
+  const route = x.route!
+  if (route.public) return undefined
+  const auth = await authenticate(x.gw, route, req, {
+    path: x.path!,
+    query: x.query,
+    tls: x.rt.tls,
+    now: Date.now(),
+    clientIp: x.ip,
+    readBody: () => readBody(req, x.gw.server.bodyLimit),
+  })
+  if (auth.kind === 'identity') {
+    x.identity = auth.identity
+    if (auth.body) x.body = auth.body
+    return undefined
+  }
+  if (ERRORS[auth.code].status === 401) await countAuthFailure(x.rt.state, x.gw, x.ip)
+  return {
+    code: auth.code,
+    ...(auth.message ? { message: auth.message } : {}),
+    ...(auth.code === 'MISSING_CREDENTIALS' && route.challenge ? { headers: { 'www-authenticate': route.challenge } } : {}),
+    ...(auth.fp ? { fp: auth.fp } : {}),
+    ...(auth.method ? { authMethod: auth.method } : {}),
+    ...(auth.identity ? { claimed: auth.identity } : {}),
+  }
+}
+
+export function checkRoles(x: Exchange): Denial | undefined {
+  const roles = x.route!.roles
+  const identity = x.identity
+  if (!roles || !identity || identity.method === 'loopback') return undefined
+  return identity.roles.some((r) => roles.has(r)) ? undefined : { code: 'FORBIDDEN' }
+}

@@ -1,0 +1,82 @@
+// Step 6 (DESIGN §3): the allowed request goes to its upstream with header hygiene applied — streamed,
+// or tunnelled when it is an upgrade on a `websocket: true` route — and the upstream's answer is
+// relayed. The join route answers here instead. The path sent is the path that was authorized.
+import { ServerResponse, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { CompiledRoute } from '../config/compile.js'
+import type { Exchange } from '../exchange.js'
+import { forwardHeaders } from '../proxy/headers.js'
+import { tunnelUpgrade } from '../proxy/websocket.js'
+import { answerJoin, type JoinRoute } from './join.js'
+
+/** The join endpoint's own answer, never forwarded. */
+export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse | undefined): void {
+  const answer = answerJoin(x, route)
+  if ('code' in answer) return x.refuse(answer)
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer.body), 'cache-control': 'no-store', 'x-request-id': x.reqId, ...x.limitHeaders }
+  if (res) {
+    res.writeHead(answer.status, headers)
+    res.end(answer.body)
+  }
+  x.allowed(answer.status)
+}
+
+function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upgrade: boolean, extra: Record<string, string> | undefined) {
+  const headers = forwardHeaders(req.headers, {
+    strip: route.credentials === 'strip' ? x.gw.credentialHeaders : null,
+    ...(x.identity ? { identity: x.identity } : {}),
+    setIdentityHeaders: route.identityHeaders,
+    upgrade,
+    host: route.upstream.host,
+    forwardedFor: x.ip,
+    proto: x.rt.tls ? 'https' : 'http',
+    ...(extra ? { extra } : {}),
+  })
+  if (x.body && !upgrade) {
+    headers['content-length'] = String(x.body.length)
+    delete headers['transfer-encoding']
+  }
+  return headers
+}
+
+async function assertion(x: Exchange, route: CompiledRoute): Promise<Record<string, string> | undefined> {
+  const { identity, rt } = x
+  if (!identity || !rt.assert) return undefined
+  return rt.assert(x.gw, { identity, route, method: x.method!, target: x.target, ...(x.body ? { body: x.body } : {}), reqId: x.reqId })
+}
+
+/** A plain request (an Upgrade on a route without `websocket: true` is one, its upgrade dropped). */
+export async function forwardRequest(x: Exchange, req: IncomingMessage, res: ServerResponse, route: CompiledRoute): Promise<void> {
+  const headers = headersFor(x, req, route, false, await assertion(x, route))
+  const sentAt = performance.now()
+  const result = await x.rt.pools.forward(
+    { upstream: route.upstream, method: x.method!, target: x.target, headers, ...(x.body ? { body: x.body } : {}), req, bodyLimit: x.gw.server.bodyLimit },
+    res,
+    (status, out) => {
+      out['x-request-id'] = x.reqId
+      if (x.limitHeaders) Object.assign(out, x.limitHeaders)
+      x.allowed(status, { upstreamMs: performance.now() - sentAt })
+    },
+  )
+  if (!result.error) return
+  if (result.started) res.destroy()
+  else x.failed(result.error, { upstreamMs: performance.now() - sentAt })
+}
+
+/** An upgrade on a `websocket: true` route: its own upstream connection, piped both ways once it is 101. */
+export async function tunnel(x: Exchange, req: IncomingMessage, socket: Socket, head: Buffer, route: CompiledRoute): Promise<void> {
+  const headers = headersFor(x, req, route, true, await assertion(x, route))
+  const status = await tunnelUpgrade({ upstream: route.upstream, method: x.method!, target: x.target, headers, socket, head })
+  if (typeof status === 'number') x.allowed(status)
+  else x.failed(status)
+}
+
+/** A plain response on an upgrade's socket, for an upgrade that is answered as an ordinary request. */
+export function responseOnSocket(req: IncomingMessage, socket: Socket): ServerResponse {
+  const res = new ServerResponse(req)
+  res.assignSocket(socket)
+  res.shouldKeepAlive = false
+  res.on('finish', () => socket.end())
+  return res
+}
