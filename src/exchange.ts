@@ -49,6 +49,8 @@ export class Exchange {
   /** A verified body (signature checks, the assertion's digest): exactly what is forwarded. */
   body?: Buffer
   limitHeaders?: LimitHeaders
+  /** On an `enforce: report` route: the refusal steps 3–5 decided, not sent (DESIGN §3.2). */
+  wouldRefuse?: Denial
   private settled = false
 
   constructor(
@@ -91,7 +93,9 @@ export class Exchange {
   /** The request was allowed and answered with `status` (by the upstream, or by the join endpoint). */
   allowed(status: number, detail?: DecisionDetail): void {
     if (this.settled) return
-    this.record('allow', status, null, undefined, detail)
+    const would = this.wouldRefuse
+    if (would) this.record('report', status, would.code, would, detail)
+    else this.record('allow', status, null, undefined, detail)
   }
 
   /** Allowed, but the upstream did not answer: a gateway error rather than a refusal. */
@@ -99,7 +103,9 @@ export class Exchange {
     if (this.settled) return
     const status = ERRORS[code].status
     this.reply.json(status, errorBody(code, this.reqId), { 'x-request-id': this.reqId }, false)
-    this.record('allow', status, code, undefined, detail)
+    const would = this.wouldRefuse
+    if (would) this.record('report', status, would.code, would, detail)
+    else this.record('allow', status, code, undefined, detail)
   }
 
   /** A failure inside the gateway: 500 INTERNAL, logged with its stack under the request id (DESIGN §3). */

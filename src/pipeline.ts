@@ -19,15 +19,17 @@ import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticat
 import { checkReplayAndLimit } from './steps/limits.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
-/** Steps 0–5: the decision. true = allowed (the exchange holds route, identity and body); false = refused. */
+/**
+ * Steps 0–5: the decision. true = forward (the exchange holds route, identity and body); false = refused
+ * and answered. On an `enforce: report` route a refusal of steps 3–5 is recorded, not sent (DESIGN §3.2).
+ */
 async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<boolean> {
   let denial: Denial | undefined
   try {
+    // Always enforced: framing, path, route, method, declared body size.
+    denial = checkFraming(req, upgrade) ?? checkPath(x, req) ?? findRoute(x) ?? checkDeclaredSize(x, req)
+    if (denial) return refuse(x, denial)
     denial =
-      checkFraming(req, upgrade) ??
-      checkPath(x, req) ??
-      findRoute(x) ??
-      checkDeclaredSize(x, req) ??
       (await checkThrottle(x)) ??
       (await checkCredentials(x, req)) ??
       checkRoles(x) ??
@@ -39,15 +41,28 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Prom
       x.internal(err)
       return false
     }
+    if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial)
   }
   if (!denial) return !x.done
+  if (!reportOnly(x)) return refuse(x, denial)
+  x.wouldRefuse = denial
+  return !x.done
+}
+
+function refuse(x: Exchange, denial: Denial): false {
   x.refuse(denial)
   return false
 }
 
+/** The join endpoint hands out keys: it always enforces, whatever `defaults.enforce` says. */
+function reportOnly(x: Exchange): boolean {
+  const route = x.route
+  return route !== undefined && route.upstream !== null && route.enforce === 'report'
+}
+
 /** The assertion's `cdg` binds the body: read it (bounded by bodyLimit) whenever one will be signed. */
 async function readAssertedBody(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<undefined> {
-  if (x.identity && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit)
+  if (x.identity && !x.wouldRefuse && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit)
   return undefined
 }
 

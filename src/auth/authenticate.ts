@@ -8,7 +8,7 @@ import type { AuthRequest, Identity } from './types.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
-  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string; method?: string }
+  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string; method?: string; body?: Buffer }
 
 const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
 
@@ -68,5 +68,7 @@ export async function authenticate(
       }
     }
   }
-  return refusal ?? { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
+  // A body read for a refused signature is still the request's body (a report-only route forwards it).
+  const denial: Extract<AuthResult, { kind: 'deny' }> = refusal ?? { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
+  return ar.body ? { ...denial, body: ar.body } : denial
 }

@@ -53,6 +53,8 @@ export interface CompiledRoute extends Routable {
   loopbackAllow: boolean
   credentials: 'strip' | 'keep'
   identityHeaders: boolean
+  /** DESIGN §3.2: `report` logs what steps 3–5 decide and forwards anyway. */
+  enforce: 'on' | 'report'
   position: { line: number; col: number }
   spec: RouteFile
 }
@@ -270,6 +272,7 @@ export function compileGateway(
       loopbackAllow: spec.loopback === 'allow',
       credentials: spec.forward?.credentials ?? credentials,
       identityHeaders: spec.forward?.identityHeaders ?? identityHeaders,
+      enforce: spec.enforce ?? raw.defaults?.enforce ?? 'on',
       position: positionOf(at),
       spec,
     })

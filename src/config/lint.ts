@@ -84,6 +84,11 @@ export function lintGateway(gw: Gateway): Lint[] {
   if (!gw.server.tls && !isLoopbackHost(gw.server.listen.host)) {
     out.push({ severity: 'warning', path: ['server', 'listen'], message: `listens on ${gw.server.listen.host} (not loopback) without TLS: credentials cross the network in clear` })
   }
+  for (const route of gw.routes) {
+    if (route.enforce !== 'report') continue
+    const path: (string | number)[] = route.spec.enforce === undefined ? ['defaults', 'enforce'] : ['routes', route.index, 'enforce']
+    out.push({ severity: 'warning', path, message: `route ${route.id} is in enforce: report: refusals are logged, not sent; every request is forwarded (run \`portcullis report\` on its audit lines, then switch to enforce: on)` })
+  }
   const tp = gw.server.trustProxy
   if (tp === true) out.push({ severity: 'warning', path: ['server', 'trustProxy'], message: 'trustProxy: true believes X-Forwarded-For from any peer; list your proxies\' private CIDRs instead' })
   else if (Array.isArray(tp)) {

@@ -116,6 +116,10 @@ const RouteForward = Type.Object(
   Strict,
 )
 
+/** DESIGN §3.2: `report` decides and logs as usual but forwards anyway. */
+const Enforce = (def?: string) =>
+  Type.Union([Type.Literal('on'), Type.Literal('report')], { description: 'on | report', ...(def === undefined ? {} : { default: def }) })
+
 const Method = Type.String({ pattern: '^[A-Za-z]+$' })
 
 const Route = Type.Object(
@@ -131,6 +135,7 @@ const Route = Type.Object(
     websocket: Type.Optional(Type.Boolean()),
     loopback: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
     forward: Type.Optional(RouteForward),
+    enforce: Type.Optional(Enforce()),
   },
   Strict,
 )
@@ -155,6 +160,7 @@ export const GatewayConfigSchema = Type.Object(
           authFailures: Type.Optional(
             Type.Union([Type.Object({ max: Type.Integer({ minimum: 1 }), window: Duration() }, Strict), Type.Literal(false)]),
           ),
+          enforce: Type.Optional(Enforce('on')),
         },
         Strict,
       ),

@@ -2,7 +2,7 @@
 // metrics hang off. Credentials appear only as fingerprints; nothing here sees a raw secret.
 import type { Logger } from 'pino'
 
-export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay'
+export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay' | 'report'
 
 export interface AuditRecord {
   event: AuditEvent

@@ -47,7 +47,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   })
   const decisions = new Counter({
     name: 'portcullis_auth_decisions_total',
-    help: 'Request decisions, by route, auth method, result (allow/deny) and reason (the error code; empty for allow).',
+    help: 'Request decisions, by route, auth method, result (allow/deny/report) and reason (the error code; empty for allow).',
     labelNames: ['route', 'auth_method', 'result', 'reason'] as const,
     registers,
   })
@@ -114,7 +114,8 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
       const route = r.route ?? NO_ROUTE_LABEL
       requests.inc({ route, method: r.method ?? '', status: String(r.status) })
       const allowed = r.event === 'allow'
-      decisions.inc({ route, auth_method: r.authMethod ?? 'none', result: allowed ? 'allow' : 'deny', reason: allowed ? '' : (r.reason ?? '') })
+      const result = allowed ? 'allow' : r.event === 'report' ? 'report' : 'deny'
+      decisions.inc({ route, auth_method: r.authMethod ?? 'none', result, reason: allowed ? '' : (r.reason ?? '') })
       if (r.event === 'ratelimit') rateLimited.inc({ route, by: detail?.limitedBy ?? 'identity' })
       if (detail?.upstreamMs !== undefined && r.upstream) upstreamDuration.observe({ upstream: r.upstream, route }, detail.upstreamMs / 1000)
       if (r.identity && r.fp && (allowed || AUTHENTICATED_DENIALS.has(r.reason ?? ''))) credentialUsed(r.identity, r.fp)

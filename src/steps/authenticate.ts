@@ -29,6 +29,7 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     if (auth.body) x.body = auth.body
     return undefined
   }
+  if (auth.body) x.body = auth.body
   if (ERRORS[auth.code].status === 401) await countAuthFailure(x.rt.state, x.gw, x.ip)
   return {
     code: auth.code,

@@ -25,7 +25,8 @@ export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse |
 function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upgrade: boolean, extra: Record<string, string> | undefined) {
   const headers = forwardHeaders(req.headers, {
     strip: route.credentials === 'strip' ? x.gw.credentialHeaders : null,
-    ...(x.identity ? { identity: x.identity } : {}),
+    // Identity headers only for a request that was (or, on a report-only route, would have been) allowed.
+    ...(x.identity && !x.wouldRefuse ? { identity: x.identity } : {}),
     setIdentityHeaders: route.identityHeaders,
     upgrade,
     host: route.upstream.host,
@@ -42,7 +43,7 @@ function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upg
 
 async function assertion(x: Exchange, route: CompiledRoute): Promise<Record<string, string> | undefined> {
   const { identity, rt } = x
-  if (!identity || !rt.assert) return undefined
+  if (!identity || x.wouldRefuse || !rt.assert) return undefined
   return rt.assert(x.gw, { identity, route, method: x.method!, target: x.target, ...(x.body ? { body: x.body } : {}), reqId: x.reqId })
 }
 
