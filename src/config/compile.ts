@@ -12,7 +12,7 @@ import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-k
 import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
-import { assertionKeyProblem } from '../proxy/assertion.js'
+import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
 
 export interface Listen {
   host: string
@@ -88,7 +88,7 @@ export interface Gateway {
   /** API-key header names (for ambiguity: two of them present). */
   apiKeyHeaders: readonly string[]
   defaults: { rateLimit: RateLimitPolicy | null; authFailures: { max: number; windowMs: number } | null }
-  forward: { identityHeaders: boolean; credentials: 'strip' | 'keep'; assertion?: { keyPem: string; ttlMs: number } }
+  forward: { identityHeaders: boolean; credentials: 'strip' | 'keep'; assertion?: { signer: AssertionSigner } }
   /** DESIGN §4.7: POST <join.path>, answered before route matching. */
   join?: JoinEndpoint
 }
@@ -220,7 +220,7 @@ export function compileGateway(
     const keyPem = ctx.secret(['forward', 'assertion', 'key'], forwardSpec.assertion.key)
     const problem = keyPem === undefined ? undefined : assertionKeyProblem(keyPem)
     if (problem) ctx.error(['forward', 'assertion', 'key'], problem)
-    else if (keyPem) assertion = { keyPem, ttlMs: durationMs(forwardSpec.assertion.ttl ?? '60s') }
+    else if (keyPem) assertion = { signer: compileAssertionSigner(keyPem, durationMs(forwardSpec.assertion.ttl!)) }
   }
   const join = compileJoin(raw, ctx, authenticators)
 

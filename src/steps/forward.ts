@@ -5,10 +5,10 @@ import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { CompiledRoute } from '../config/compile.js'
-import type { Exchange } from '../exchange.js'
+import type { Exchange, JoinRoute } from '../exchange.js'
 import { forwardHeaders } from '../proxy/headers.js'
 import { tunnelUpgrade } from '../proxy/websocket.js'
-import { answerJoin, type JoinRoute } from './join.js'
+import { answerJoin } from './join.js'
 
 /** The join endpoint's own answer, never forwarded. */
 export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse | undefined): void {

@@ -3,26 +3,10 @@
 // the worker's wrapped key instead of forwarding. Never logs the PSK, a key or a signature.
 import type { Gateway } from '../config/compile.js'
 import { ERRORS } from '../errors.js'
-import type { Exchange } from '../exchange.js'
+import type { Exchange, JoinRoute } from '../exchange.js'
 import { parseJoinBody, type JoinEndpoint } from '../auth/join.js'
 import { importRawX25519, wrapWorkerKey } from '../auth/join-wrap.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from '../auth/types.js'
-import type { RateLimitPolicy } from '../config/compile.js'
-
-export interface JoinRoute {
-  /** The join path: the audit line's `route`. */
-  id: string
-  upstream: null
-  public: false
-  auth: readonly Authenticator[]
-  challenge: string
-  missingMessage: string
-  roles: null
-  rateLimit: RateLimitPolicy | null
-  loopbackAllow: false
-  websocket: false
-  endpoint: JoinEndpoint
-}
 
 const BAD_KEY = 'publicKey must be a raw X25519 public key (32 bytes, base64url)'
 

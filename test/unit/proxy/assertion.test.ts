@@ -3,6 +3,7 @@
 import t from 'tap'
 import { generateKeyPairSync, sign } from 'node:crypto'
 import { assertionJwks, assertionKeyProblem, assertRequest, jwkThumbprint, ASSERTION_TYP } from '../../../src/proxy/assertion.js'
+import { compileAssertionSigner } from '../../../src/proxy/assertion-signer.js'
 import { verifyAssertion, type VerifyAssertionOptions } from '../../../src/client/assertion.js'
 import { computeContentDigest } from '../../../src/auth/content-digest.js'
 import type { CompiledRoute, Gateway } from '../../../src/config/compile.js'
@@ -11,7 +12,7 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 const PEM = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 
 function gateway(keyPem = PEM): Gateway {
-  return { forward: { identityHeaders: true, credentials: 'strip', assertion: { keyPem, ttlMs: 60_000 } } } as unknown as Gateway
+  return { forward: { identityHeaders: true, credentials: 'strip', assertion: { signer: compileAssertionSigner(keyPem, 60_000) } } } as unknown as Gateway
 }
 const route = { upstream: { name: 'orchestrator', basePath: '', origin: 'http://127.0.0.1:9' } } as unknown as CompiledRoute
 const identity = { name: 'worker-7', roles: ['worker'], method: 'signed', fp: 'key:abcdef' }
