@@ -20,6 +20,7 @@ export const ERRORS = {
   RATE_LIMITED: { status: 429, message: 'Rate limited' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream unavailable' },
   STATE_UNAVAILABLE: { status: 503, message: 'State store unavailable' },
+  OVERLOADED: { status: 503, message: 'Overloaded' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timeout' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -11,14 +11,14 @@ import { hasValidHost } from './policy/framing.js'
 import type { CompiledRoute, Gateway } from './config/compile.js'
 import { authenticate } from './auth/authenticate.js'
 import type { Identity } from './auth/types.js'
-import { BodyTooLargeError, hasBody, readBody } from './proxy/body.js'
+import { BodyTooLargeError, OverloadedError, hasBody, readBody, releaseBody } from './proxy/body.js'
 import { forwardHeaders } from './proxy/headers.js'
 import type { UpstreamPools } from './proxy/forward.js'
-import { tunnelUpgrade } from './proxy/websocket.js'
 import type { AuditEvent, AuditRecord, DecisionDetail, DecisionListener } from './observe/audit.js'
 import { countAuthFailure, checkAuthFailures, countRequest, type GatewayState, type LimitHeaders } from './policy/limits.js'
 import { StoreUnavailableError } from './state/types.js'
-import { clientAddress } from './policy/client-address.js'
+import { clientAddress, forwardingPeer } from './policy/client-address.js'
+import { admitConcurrent, type Lifetime } from './policy/concurrency.js'
 import { isJoinRequest, serveJoin } from './auth/join.js'
 
 /** Everything a request needs; `gateway` is swapped whole on reload, the rest lives as long as the process. */
@@ -90,7 +90,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       const throttled = await throttledRead
       if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
     } else {
-      const auth = await authenticate(gw, route, req, { path: target.path, query: target.query, tls: rt.tls, now: Date.now(), readBody: () => readBody(req, gw.server.bodyLimit) })
+      const auth = await authenticate(gw, route, req, { path: target.path, query: target.query, tls: rt.tls, now: Date.now(), readBody: () => readBody(req, gw.server.bodyLimit, gw.server.bufferLimit) })
       const throttled = await throttledRead
       if (throttled) return deny('RATE_LIMITED', { route, headers: throttled, limitedBy: 'authFailures' })
       if (auth.kind === 'deny') {
@@ -113,16 +113,25 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       return deny('RATE_LIMITED', { route, headers: limit.headers, ...(route.rateLimit ? { limitedBy: route.rateLimit.by } : {}), ...(identity ? { identity: identity.name, authMethod: identity.method, fp: identity.fp } : {}) })
     }
     // The assertion's cdg binds the body: read it (bounded by bodyLimit) whenever one will be signed.
-    if (identity && !body && rt.assert && gw.forward.assertion && hasBody(req) && req.headers.upgrade === undefined) body = await readBody(req, gw.server.bodyLimit)
+    if (identity && !body && rt.assert && gw.forward.assertion && hasBody(req) && req.headers.upgrade === undefined) body = await readBody(req, gw.server.bodyLimit, gw.server.bufferLimit)
     return { ok: true, route, ...(identity ? { identity } : {}), ...(body ? { body } : {}), target: target.path + target.query, ...(limit ? { limitHeaders: limit.headers } : {}) }
   } catch (err) {
     if (err instanceof BodyTooLargeError) return deny('BODY_TOO_LARGE', { route, headers: { connection: 'close' }, ...who })
+    if (err instanceof OverloadedError) return deny('OVERLOADED', { route, headers: { connection: 'close' }, ...who })
     if (err instanceof StoreUnavailableError) return deny('STATE_UNAVAILABLE', { route, ...who })
     // The client went away while its body was being read, or the parser refused the body's framing:
     // its request, not the store, failed.
     if (req.destroyed || parserRefused.has(req)) return deny('BAD_REQUEST', { route, message: 'Request body incomplete', ...who })
     throw err
   }
+}
+
+/** Step 5's concurrency (after the rate limit): the slot is held until `lifetime` (response or tunnel) closes. */
+function admitConcurrency(v: Verdict, x: Exchange, lifetime: Lifetime): Verdict {
+  if (!v.ok || !v.route.concurrency) return v
+  const a = admitConcurrent(v.route, v.identity, x.ip, lifetime)
+  if (a.ok) return v
+  return deny('RATE_LIMITED', { route: v.route, headers: a.headers, limitedBy: 'concurrency', ...(v.identity ? { identity: v.identity.name, authMethod: v.identity.method, fp: v.identity.fp } : {}) })
 }
 
 function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: string | null, detail?: DecisionDetail): void {
@@ -200,6 +209,7 @@ export function refuseRequest(rt: Runtime, req: IncomingMessage, res: ServerResp
 /** An ordinary HTTP request (an Upgrade on a route without `websocket: true` also lands here). */
 export async function handleRequest(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const x = exchange(rt, req)
+  res.once('close', () => releaseBody(req)) // bodies held for this request leave server.bufferLimit's count
   // DESIGN §4.7: the join path (canonical, exactly as configured) needs no route and is never forwarded.
   if (x.gw.join && isJoinRequest(x.gw.join, req)) return serveJoin(rt, x, req, res, x.gw.join)
   let v: Verdict
@@ -209,6 +219,7 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     // An unexpected failure in a store or authenticator: fail closed, never crash the process.
     v = deny('STATE_UNAVAILABLE')
   }
+  v = admitConcurrency(v, x, res)
   const refused = parserRefused.get(req)
   if (refused) return audit(rt, x, asRefused(v, refused), ERRORS[refused].status, refused)
   if (!v.ok) {
@@ -224,7 +235,8 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     setIdentityHeaders: route.identityHeaders,
     upgrade: false,
     host: hostOf(route.upstream.origin),
-    forwardedFor: x.ip,
+    ...forwardingPeer(req, x.gw),
+    requestId: x.reqId,
     proto: rt.tls ? 'https' : 'http',
     ...(extra ? { extra } : {}),
   })
@@ -261,12 +273,14 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: S
     if (m.kind !== 'route' || !m.route.websocket) return fallback()
   } else return fallback()
   const x = exchange(rt, req)
+  socket.once('close', () => releaseBody(req))
   let v: Verdict
   try {
     v = await decide(rt, x, req)
   } catch {
     v = deny('STATE_UNAVAILABLE')
   }
+  v = admitConcurrency(v, x, socket)
   if (!v.ok) {
     const status = ERRORS[v.code].status
     const body = errorBody(v.code, x.reqId, v.message)
@@ -283,11 +297,12 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: S
     setIdentityHeaders: route.identityHeaders,
     upgrade: true,
     host: hostOf(route.upstream.origin),
-    forwardedFor: x.ip,
+    ...forwardingPeer(req, x.gw),
+    requestId: x.reqId,
     proto: rt.tls ? 'https' : 'http',
     ...(extra ? { extra } : {}),
   })
-  const status = await tunnelUpgrade({ upstream: route.upstream, method: x.method, target: v.target, headers, socket, head })
+  const status = await rt.pools.tunnel({ upstream: route.upstream, method: x.method, target: v.target, headers, socket, head, requestId: x.reqId })
   if (typeof status === 'number') audit(rt, x, v, status, null)
   else {
     const s = ERRORS[status].status
