@@ -11,7 +11,7 @@ import type { AuditEvent, AuditRecord, DecisionDetail } from '../observe/audit.j
 import { isCanonicalPath, splitCanonicalTarget } from '../policy/canonical-path.js'
 import { checkAuthFailures, countAuthFailure, countRequest } from '../policy/limits.js'
 import type { Exchange, Runtime } from '../pipeline.js'
-import { BodyTooLargeError, readBody } from '../proxy/body.js'
+import { BodyTooLargeError, OverloadedError, readBody } from '../proxy/body.js'
 import { StoreUnavailableError } from '../state/types.js'
 import { isAmbiguous } from './authenticate.js'
 import { deriveKey } from './derive.js'
@@ -138,7 +138,7 @@ async function decideJoin(c: JoinContext, req: IncomingMessage): Promise<JoinDec
   if (isAmbiguous(gw, req)) return failed(refuse('AMBIGUOUS_CREDENTIALS'))
   if (!join.verifier.present(req)) return failed(refuse('MISSING_CREDENTIALS', { headers: { 'www-authenticate': join.verifier.challenge } }))
 
-  const body = await readBody(req, gw.server.bodyLimit)
+  const body = await readBody(req, gw.server.bodyLimit, gw.server.bufferLimit)
   const url = req.url ?? ''
   const q = url.indexOf('?')
   const outcome = await join.verifier.authenticate({
@@ -192,6 +192,7 @@ export async function serveJoin(rt: Pick<Runtime, 'state' | 'listeners' | 'tls'>
     d = await decideJoin({ gw: x.gw, join, state: rt.state, tls: rt.tls, ip: x.ip, now: Date.now() }, req)
   } catch (err) {
     if (err instanceof BodyTooLargeError) d = refuse('BODY_TOO_LARGE', { headers: { connection: 'close' } })
+    else if (err instanceof OverloadedError) d = refuse('OVERLOADED', { headers: { connection: 'close' } })
     else if (err instanceof StoreUnavailableError) d = refuse('STATE_UNAVAILABLE')
     else throw err
   }

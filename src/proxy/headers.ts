@@ -35,7 +35,7 @@ export function isIdentityHeaderName(name: string): boolean {
  * stacks read `X_Forwarded_For` as `X-Forwarded-For`.
  */
 export function isForwardingHeaderName(name: string): boolean {
-  const n = name.replace(/_/g, '-')
+  const n = name.toLowerCase().replace(/_/g, '-')
   return n.startsWith('x-forwarded-') || n === 'forwarded' || n === 'x-real-ip' || n === 'x-original-url' || n === 'x-rewrite-url'
 }
 
@@ -68,7 +68,7 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue
     if (isIdentityHeaderName(name)) continue
     if (o.strip?.has(name)) continue
-    if (SET_BY_GATEWAY.has(name.replace(/_/g, '-'))) continue
+    if (SET_BY_GATEWAY.has(name.toLowerCase().replace(/_/g, '-'))) continue
     // An underscore spelling is never what a trusted proxy sends: it is dropped from every peer.
     if (isForwardingHeaderName(name) && (!o.trustedPeer || name.includes('_'))) continue
     // The gateway's own server already answered `Expect: 100-continue`; undici refuses to send it on.
