@@ -35,7 +35,16 @@ export function isIdentityHeaderName(name: string): boolean {
  * stacks read `X_Forwarded_For` as `X-Forwarded-For`.
  */
 export function isForwardingHeaderName(name: string): boolean {
-  const n = name.toLowerCase().replace(/_/g, '-')
+  return isForwardingName(normalizedName(name))
+}
+
+/** Lower case, `_` read as `-` (the common all-lower-case, dash-only name is returned as is). */
+function normalizedName(name: string): string {
+  const n = name.toLowerCase()
+  return n.indexOf('_') === -1 ? n : n.replace(/_/g, '-')
+}
+
+function isForwardingName(n: string): boolean {
   return n.startsWith('x-forwarded-') || n === 'forwarded' || n === 'x-real-ip' || n === 'x-original-url' || n === 'x-rewrite-url'
 }
 
@@ -68,9 +77,10 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue
     if (isIdentityHeaderName(name)) continue
     if (o.strip?.has(name)) continue
-    if (SET_BY_GATEWAY.has(name.toLowerCase().replace(/_/g, '-'))) continue
+    const n = normalizedName(name)
+    if (SET_BY_GATEWAY.has(n)) continue
     // An underscore spelling is never what a trusted proxy sends: it is dropped from every peer.
-    if (isForwardingHeaderName(name) && (!o.trustedPeer || name.includes('_'))) continue
+    if (isForwardingName(n) && (!o.trustedPeer || n !== name)) continue
     // The gateway's own server already answered `Expect: 100-continue`; undici refuses to send it on.
     if (name === 'expect') continue
     out[name] = incoming[name]
