@@ -66,7 +66,7 @@ async function startRawUpstream(): Promise<RawUpstream> {
         seen.push({ conn, line, head })
         const cl = /\r\ncontent-length: *([0-9]+)/i.exec(head)
         const path = line.split(' ')[1] ?? ''
-        if (path.startsWith('/ws/accept')) {
+        if (path.startsWith('/ws/accept') || path.startsWith('/wsc/')) {
           tunnelled = true
           socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
           if (buf.length) socket.write(Buffer.concat([Buffer.from('echo:'), buf]))
@@ -166,6 +166,11 @@ routes:
     upstream: raw
     auth: [bearer]
     websocket: true
+  - prefix: /wsc/
+    upstream: raw
+    auth: [bearer]
+    websocket: true
+    concurrency: { max: 1, by: identity }
   - prefix: /hold/
     upstream: starved
     auth: [bearer]
@@ -275,6 +280,26 @@ t.test('a non-101 answer to an upgrade is streamed to the client, not buffered w
   })
   t.match(rest, /first-chunk\|rest$/, 'and the rest followed')
   got.socket.destroy()
+})
+
+t.test('a websocket tunnel holds its concurrency slot until it closes', async (t) => {
+  const first = await upgradeUntil(upgradeHead('/wsc/one'), /^HTTP\/1\.1 101[^]*\r\n\r\n/)
+  t.match(first.text, /^HTTP\/1\.1 101/)
+  t.match(first.text, /x-request-id: /i, 'the 101 carries the request id')
+  const second = await upgradeUntil(upgradeHead('/wsc/two'), /\r\n\r\n[^]*\}/)
+  t.match(second.text, /^HTTP\/1\.1 429/, 'a second tunnel of the same identity is refused while the first is open')
+  t.match(second.text, /retry-after: 1/i)
+  t.match(second.text, /"code":"RATE_LIMITED"/)
+  second.socket.destroy()
+  first.socket.destroy()
+  let again: { text: string; socket: Socket } | undefined
+  for (let n = 0; n < 40; n++) {
+    again = await upgradeUntil(upgradeHead('/wsc/three'), /\r\n\r\n/)
+    again.socket.destroy()
+    if (/^HTTP\/1\.1 101/.test(again.text)) break
+    await sleep(50)
+  }
+  t.match(again?.text, /^HTTP\/1\.1 101/, 'the slot is free once the tunnel closed')
 })
 
 /** Opens an event stream through the gateway; resolves once its first event (or a refusal) arrived. */
