@@ -307,7 +307,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, socket: S
   else {
     const s = ERRORS[status].status
     const body = errorBody(status, x.reqId)
-    socket.end(`HTTP/1.1 ${s} ${httpReason(s)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    socket.end(`HTTP/1.1 ${s} ${httpReason(s)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${x.reqId}\r\nconnection: close\r\n\r\n${body}`)
     audit(rt, x, v, s, status)
   }
 }

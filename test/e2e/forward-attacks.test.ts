@@ -147,6 +147,7 @@ upstreams:
   echo: { url: "${o.echo}", timeout: 10s }
   raw: { url: "http://127.0.0.1:${o.raw}", timeout: 10s }
   starved: { url: "${o.holder}", timeout: 1s, connections: 4 }
+  dead: { url: "http://127.0.0.1:1", timeout: 2s }
 identities:
   - name: dashboard
     roles: [reader]
@@ -171,6 +172,10 @@ routes:
     auth: [bearer]
     websocket: true
     concurrency: { max: 1, by: identity }
+  - prefix: /wsdead/
+    upstream: dead
+    auth: [bearer]
+    websocket: true
   - prefix: /hold/
     upstream: starved
     auth: [bearer]
@@ -300,6 +305,15 @@ t.test('a websocket tunnel holds its concurrency slot until it closes', async (t
     await sleep(50)
   }
   t.match(again?.text, /^HTTP\/1\.1 101/, 'the slot is free once the tunnel closed')
+})
+
+t.test('an upgrade the upstream cannot take is answered 502 with the request id', async (t) => {
+  const got = await upgradeUntil(upgradeHead('/wsdead/x'), /\r\n\r\n[^]*\}/)
+  t.match(got.text, /^HTTP\/1\.1 502/)
+  const id = /x-request-id: ([^\r]+)/i.exec(got.text)?.[1]
+  t.ok(id, 'x-request-id present')
+  t.match(got.text, `"requestId":"${id}"`, 'the same id as the body\'s requestId')
+  got.socket.destroy()
 })
 
 /** Opens an event stream through the gateway; resolves once its first event (or a refusal) arrived. */
