@@ -22,6 +22,7 @@ export const ERRORS = {
   INTERNAL: { status: 500, message: 'Internal error' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream unavailable' },
   STATE_UNAVAILABLE: { status: 503, message: 'State store unavailable' },
+  OVERLOADED: { status: 503, message: 'Overloaded' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timeout' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -8,7 +8,8 @@ import { METHODS } from 'node:http'
 import type { Socket } from 'node:net'
 import { Exchange, type Denial } from './exchange.js'
 import { clientAddress } from './policy/client-address.js'
-import { BodyTooLargeError, hasBody, readBody } from './proxy/body.js'
+import { BodyTooLargeError, OverloadedError, hasBody, readBody, releaseBody } from './proxy/body.js'
+import type { Lifetime } from './policy/concurrency.js'
 import { isClosing, responseReply, socketReply } from './reply.js'
 import type { Runtime } from './runtime.js'
 import { StoreUnavailableError } from './state/types.js'
@@ -16,14 +17,14 @@ import { normalizeAddress } from './state/client-ip.js'
 import { checkFraming } from './steps/framing.js'
 import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
 import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
-import { checkReplayAndLimit } from './steps/limits.js'
+import { checkConcurrency, checkReplayAndLimit } from './steps/limits.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
 /**
  * Steps 0–5: the decision. true = forward (the exchange holds route, identity and body); false = refused
  * and answered. On an `enforce: report` route a refusal of steps 3–5 is recorded, not sent (DESIGN §3.2).
  */
-async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<boolean> {
+async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean, lifetime: Lifetime): Promise<boolean> {
   let denial: Denial | undefined
   try {
     // Always enforced: framing, path, route, method, declared body size.
@@ -34,6 +35,7 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Prom
       (await checkCredentials(x, req)) ??
       checkRoles(x) ??
       (await checkReplayAndLimit(x)) ??
+      checkConcurrency(x, lifetime) ??
       (await readAssertedBody(x, req, upgrade))
   } catch (err) {
     denial = expectedFailure(err, req)
@@ -41,7 +43,7 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Prom
       x.internal(err)
       return false
     }
-    if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial)
+    if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial) // body size and buffer: always enforced
   }
   if (!denial) return !x.done
   if (!reportOnly(x)) return refuse(x, denial)
@@ -62,13 +64,14 @@ function reportOnly(x: Exchange): boolean {
 
 /** The assertion's `cdg` binds the body: read it (bounded by bodyLimit) whenever one will be signed. */
 async function readAssertedBody(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<undefined> {
-  if (x.identity && !x.wouldRefuse && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit)
+  if (x.identity && !x.wouldRefuse && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit)
   return undefined
 }
 
 /** Failures that are the client's or the store's, not the gateway's: each has its contract code. */
 function expectedFailure(err: unknown, req: IncomingMessage): Denial | undefined {
   if (err instanceof BodyTooLargeError) return { code: 'BODY_TOO_LARGE', close: true }
+  if (err instanceof OverloadedError) return { code: 'OVERLOADED', close: true }
   if (err instanceof StoreUnavailableError) return { code: 'STATE_UNAVAILABLE' }
   // The client went away while its body was being read.
   if (req.destroyed) return { code: 'BAD_REQUEST', message: 'Request body incomplete', close: true }
@@ -107,8 +110,10 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
   if (turn !== true && !(await turn)) return void req.resume()
   const x = new Exchange(rt, req, responseReply(res), clientAddress(req, rt.gateway))
   ;(req as Tracked)[kExchange] = x
+  // Bodies held for this request leave server.bufferLimit's count when its response is over.
+  res.once('close', () => releaseBody(req))
   try {
-    if (!(await decide(x, req, false))) return
+    if (!(await decide(x, req, false, res))) return
     const route = x.route!
     if (route.upstream === null) respondJoin(x, route, res)
     else await forwardRequest(x, req, res, route)
@@ -125,8 +130,9 @@ export async function handleSocketRequest(rt: Runtime, req: IncomingMessage, soc
   socket.on('error', () => socket.destroy())
   const x = new Exchange(rt, req, socketReply(socket), clientAddress(req, rt.gateway))
   ;(req as Tracked)[kExchange] = x
+  socket.once('close', () => releaseBody(req))
   try {
-    if (!(await decide(x, req, true))) return
+    if (!(await decide(x, req, true, socket))) return
     const route = x.route!
     if (route.upstream !== null && route.websocket) return await tunnel(x, req, socket, head, route)
     const res = responseOnSocket(req, socket)

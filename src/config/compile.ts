@@ -28,6 +28,14 @@ export interface Upstream {
   /** A path prefix from the upstream URL ('' for none) put in front of the forwarded path. */
   basePath: string
   timeoutMs: number
+  /** Most connections open to this upstream at once (pooled requests and upgrade tunnels together). */
+  connections: number
+}
+
+/** A route's `concurrency`: requests of one identity or ip in flight on the route at once, per process. */
+export interface ConcurrencyPolicy {
+  max: number
+  by: 'identity' | 'ip'
 }
 
 export interface RateLimitPolicy {
@@ -49,6 +57,7 @@ export interface CompiledRoute extends Routable {
   missingMessage: string
   roles: ReadonlySet<string> | null
   rateLimit: RateLimitPolicy | null
+  concurrency: ConcurrencyPolicy | null
   websocket: boolean
   loopbackAllow: boolean
   credentials: 'strip' | 'keep'
@@ -66,6 +75,8 @@ export interface Gateway {
     listen: Listen
     bodyLimit: number
     requestTimeoutMs: number
+    /** All request bodies held in memory at once, across requests (503 OVERLOADED beyond). */
+    bufferLimit: number
     shutdownGraceMs: number
     trustProxy: boolean | string[]
     tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer }
@@ -128,6 +139,10 @@ export function compileGateway(
     const clientCa = server.tls.clientCa ? ctx.readFile(['server', 'tls', 'clientCa'], server.tls.clientCa) : undefined
     if (cert && key) tls = { cert, key, ...(clientCa ? { clientCa } : {}) }
   }
+  // One body of bodyLimit must fit in the buffer budget, or every signed request would be refused.
+  if (server.bufferLimit !== undefined && server.bodyLimit !== undefined && sizeBytes(server.bufferLimit) < sizeBytes(server.bodyLimit)) {
+    ctx.error(['server', 'bufferLimit'], 'must be at least server.bodyLimit')
+  }
   let admin: Gateway['admin']
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
@@ -158,7 +173,7 @@ export function compileGateway(
       ctx.error(['upstreams', name, 'url'], 'must be an http:// or https:// URL without query, fragment or credentials')
       continue
     }
-    upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!) })
+    upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!), connections: spec.connections ?? 128 })
   }
 
   // Identities → the identity-based methods (bearer, apiKey, mtls).
@@ -268,6 +283,7 @@ export function compileGateway(
       roles: spec.roles && spec.roles.length ? new Set(spec.roles) : null,
       // `rateLimit: false` (null) turns the limit off for this route; only an absent key takes the default.
       rateLimit: spec.rateLimit === undefined ? defaultRateLimit : rateLimitPolicy(spec.rateLimit)!,
+      concurrency: spec.concurrency ? { max: spec.concurrency.max, by: spec.concurrency.by ?? 'identity' } : null,
       websocket: spec.websocket === true,
       loopbackAllow: spec.loopback === 'allow',
       credentials: spec.forward?.credentials ?? credentials,
@@ -288,6 +304,7 @@ export function compileGateway(
       listen: listen ?? { host: '127.0.0.1', port: 8080 },
       bodyLimit: sizeBytes(server.bodyLimit!),
       requestTimeoutMs: durationMs(server.requestTimeout!),
+      bufferLimit: sizeBytes(server.bufferLimit ?? '256mb'),
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
       ...(tls ? { tls } : {}),

@@ -35,6 +35,7 @@ const Server = Type.Object(
     listen: Type.Optional(HostPort('127.0.0.1:8080')),
     bodyLimit: Type.Optional(Size('1mb')),
     requestTimeout: Type.Optional(Duration('30s')),
+    bufferLimit: Type.Optional(Size('256mb')),
     shutdownGrace: Type.Optional(Duration('10s')),
     trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))], { default: false })),
     tls: Type.Optional(
@@ -56,7 +57,15 @@ const State = Type.Object(
   Strict,
 )
 
-const Upstream = Type.Object({ url: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration('30s')) }, Strict)
+const Upstream = Type.Object(
+  { url: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration('30s')), connections: Type.Optional(Type.Integer({ minimum: 1, default: 128 })) },
+  Strict,
+)
+
+const Concurrency = Type.Object(
+  { max: Type.Integer({ minimum: 1 }), by: Type.Optional(Type.Union([Type.Literal('identity'), Type.Literal('ip')], { default: 'identity' })) },
+  Strict,
+)
 
 const Identity = Type.Object(
   {
@@ -132,6 +141,7 @@ const Route = Type.Object(
     auth: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
     roles: Type.Optional(Roles),
     rateLimit: Type.Optional(Type.Union([RateLimit, Type.Literal(false)])),
+    concurrency: Type.Optional(Concurrency),
     websocket: Type.Optional(Type.Boolean()),
     loopback: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
     forward: Type.Optional(RouteForward),

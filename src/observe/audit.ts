@@ -25,8 +25,8 @@ export interface AuditRecord {
 
 /** Facts about a decision that metrics need but the audit line does not carry (never logged). */
 export interface DecisionDetail {
-  /** What refused a 429: a route limit's `by`, or `authFailures` for the per-IP failed-auth throttle. */
-  limitedBy?: 'identity' | 'ip' | 'authFailures'
+  /** What refused a 429: a route limit's `by`, `authFailures` for the per-IP failed-auth throttle, or a route's `concurrency`. */
+  limitedBy?: 'identity' | 'ip' | 'authFailures' | 'concurrency'
   /** Milliseconds from sending to the upstream until its response headers (or its failure). */
   upstreamMs?: number
 }

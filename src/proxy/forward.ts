@@ -1,5 +1,7 @@
 // Sends an authorized request to its upstream over a keep-alive pool and streams the answer back.
 // The path it sends is the canonical path as received; bodies stream both ways (SSE is never buffered).
+// Owns each upstream's connection budget (`connections`): a request waits for a slot, never in
+// undici's own queue, so the upstream's `timeout` can end the wait (undici cannot abort a queued request).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Transform, type Readable } from 'node:stream'
@@ -7,6 +9,7 @@ import { Pool } from 'undici'
 import type { Upstream } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
 import { responseHeaders } from './headers.js'
+import { tunnelUpgrade, type TunnelRequest } from './websocket.js'
 
 export interface ForwardRequest {
   upstream: Upstream
@@ -28,41 +31,141 @@ export interface ForwardResult {
   started: boolean
 }
 
-/** Keep-alive pools, one per upstream origin; kept across reloads while the origin stays. */
-export class UpstreamPools {
-  private readonly pools = new Map<string, Pool>()
+/**
+ * At most `max` connections of one upstream in use at once (pooled requests and upgrade tunnels
+ * together); the others wait in arrival order. A slot is given back exactly once.
+ */
+export class ConnectionSlots {
+  private busy = 0
+  private readonly waiting = new Set<(release: () => void) => void>()
 
-  pool(origin: string): Pool {
-    let p = this.pools.get(origin)
-    if (!p) {
-      p = new Pool(origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, connect: { noDelay: true } as never })
-      this.pools.set(origin, p)
+  constructor(readonly max: number) {}
+
+  get inUse(): number {
+    return this.busy
+  }
+
+  get queued(): number {
+    return this.waiting.size
+  }
+
+  /** Calls `granted` once a slot is free (maybe at once); returns a function that withdraws a waiter. */
+  take(granted: (release: () => void) => void): () => void {
+    if (this.busy < this.max) {
+      this.busy++
+      granted(this.releaser())
+      return () => undefined
     }
-    return p
+    this.waiting.add(granted)
+    return () => this.waiting.delete(granted)
+  }
+
+  private releaser(): () => void {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const next = this.waiting.values().next()
+      if (next.done) this.busy--
+      else {
+        // The slot passes straight to the next waiter: `busy` is unchanged.
+        this.waiting.delete(next.value)
+        next.value(this.releaser())
+      }
+    }
+  }
+}
+
+interface UpstreamEntry {
+  pool: Pool
+  slots: ConnectionSlots
+}
+
+/** Keep-alive pools, one per upstream; kept across reloads while its origin and `connections` stay. */
+export class UpstreamPools {
+  private readonly entries = new Map<string, UpstreamEntry>()
+
+  private entry(u: Upstream): UpstreamEntry {
+    const key = `${u.name} ${u.origin} ${u.connections}`
+    let e = this.entries.get(key)
+    if (!e) {
+      const pool = new Pool(u.origin, { connections: u.connections, pipelining: 1, keepAliveTimeout: 30_000, connect: { noDelay: true } as never })
+      e = { pool, slots: new ConnectionSlots(u.connections) }
+      this.entries.set(key, e)
+    }
+    return e
+  }
+
+  /** The connection budget of an upstream (for tests and metrics). */
+  slots(u: Upstream): ConnectionSlots {
+    return this.entry(u).slots
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.pools.values()].map((p) => p.close()))
-    this.pools.clear()
+    await Promise.allSettled([...this.entries.values()].map((e) => e.pool.close()))
+    this.entries.clear()
   }
 
   /** Abort whatever is still in flight (shutdown after the grace). */
   async destroy(): Promise<void> {
-    const pools = [...this.pools.values()]
-    this.pools.clear()
-    await Promise.allSettled(pools.map((p) => p.destroy()))
+    const entries = [...this.entries.values()]
+    this.entries.clear()
+    await Promise.allSettled(entries.map((e) => e.pool.destroy()))
+  }
+
+  /**
+   * Wait for a connection slot of `u`, at most until `deadline` (ms since the epoch), while `lifetime`
+   * (the client's response or socket) is open. Resolves to the release, or the error code that ended the wait.
+   */
+  private wait(u: Upstream, deadline: number, lifetime: EventEmitter): Promise<{ release: () => void } | { error: ErrorCode }> {
+    return new Promise((resolve) => {
+      let waiting = true
+      let timer: NodeJS.Timeout | undefined
+      const finish = (v: { release: () => void } | { error: ErrorCode }) => {
+        if (!waiting) return
+        waiting = false
+        clearTimeout(timer)
+        lifetime.off('close', onGone)
+        resolve(v)
+      }
+      const onGone = () => {
+        withdraw()
+        finish({ error: 'UPSTREAM_UNAVAILABLE' })
+      }
+      const withdraw = this.entry(u).slots.take((release) => finish({ release }))
+      if (!waiting) return
+      timer = setTimeout(() => {
+        withdraw()
+        finish({ error: 'UPSTREAM_TIMEOUT' })
+      }, Math.max(0, deadline - Date.now()))
+      lifetime.once('close', onGone)
+    })
+  }
+
+  /**
+   * An upgrade on a connection of its own (never pooled, closed after whatever the answer); it holds one
+   * of the upstream's slots until the tunnel or the answer ends.
+   */
+  async tunnel(t: TunnelRequest): Promise<number | ErrorCode> {
+    const deadline = Date.now() + t.upstream.timeoutMs
+    const slot = await this.wait(t.upstream, deadline, t.socket)
+    if ('error' in slot) return slot.error
+    return tunnelUpgrade({ ...t, deadline, onEnd: slot.release })
   }
 
   /**
    * Forward and pipe the response into `res`. `onHeaders` runs once the upstream answered, before
    * anything is written, so the caller can log and add headers.
    */
-  forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
+  async forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
+    // The upstream's `timeout` runs from here — waiting for a connection included — until its response headers.
+    const deadline = Date.now() + f.upstream.timeoutMs
+    const slot = await this.wait(f.upstream, deadline, res)
+    if ('error' in slot) return { started: false, error: slot.error }
     let started = false
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
-    // The upstream's `timeout` runs from sending until its response headers. undici's own headersTimeout
-    // is not enough alone: it does not fire on time for sub-second values, nor on a reused keep-alive
-    // connection, so an exact timer aborts the request too (whichever comes first).
+    // undici's own headersTimeout is not enough alone: it does not fire on time for sub-second values,
+    // nor on a reused keep-alive connection, so an exact timer aborts the request too (whichever comes first).
     // undici takes an EventEmitter as `signal`: per request it costs a fraction of an AbortController,
     // whose EventTarget listeners measured ~50 µs of CPU per forwarded request.
     let timedOut = false
@@ -70,9 +173,9 @@ export class UpstreamPools {
     const timer = setTimeout(() => {
       timedOut = true
       abort.emit('abort')
-    }, f.upstream.timeoutMs)
-    return this.pool(f.upstream.origin)
-      .stream(
+    }, Math.max(0, deadline - Date.now()))
+    return this.entry(f.upstream)
+      .pool.stream(
         {
           path: f.upstream.basePath + f.target,
           method: f.method as never,
@@ -93,9 +196,12 @@ export class UpstreamPools {
       )
       .then(
         () => ({ started }),
-        (err: NodeJS.ErrnoException) => ({ started, error: timedOut && !started ? 'UPSTREAM_TIMEOUT' : errorCode(err) }),
+        (err: NodeJS.ErrnoException) => ({ started, error: timedOut && !started ? ('UPSTREAM_TIMEOUT' as const) : errorCode(err) }),
       )
-      .finally(() => clearTimeout(timer))
+      .finally(() => {
+        clearTimeout(timer)
+        slot.release()
+      })
   }
 }
 

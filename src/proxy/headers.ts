@@ -1,5 +1,6 @@
 // Header hygiene for forwarding (DESIGN §3.6): hop-by-hop and Connection-named headers go first,
-// then every client-sent x-auth-* (any case, `_` for `-`), then credentials; identity is set last.
+// then every client-sent x-auth-* (any case, `_` for `-`), then forwarding headers a client could forge
+// unless the peer is a trusted proxy, then credentials; identity and forwarding headers are set last.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { Identity } from '../auth/types.js'
 
@@ -28,6 +29,28 @@ export function isIdentityHeaderName(name: string): boolean {
   return name.length >= 7 && name.slice(0, 7).replace(/_/g, '-') === 'x-auth-'
 }
 
+/**
+ * Headers that tell a backend who the client is or which URL it asked for: believed only from a peer
+ * in trustProxy. Names normalized (lower case, `_` read as `-`), since backends behind CGI-style
+ * stacks read `X_Forwarded_For` as `X-Forwarded-For`.
+ */
+export function isForwardingHeaderName(name: string): boolean {
+  return isForwardingName(normalizedName(name))
+}
+
+/** Lower case, `_` read as `-` (the common all-lower-case, dash-only name is returned as is). */
+function normalizedName(name: string): string {
+  const n = name.toLowerCase()
+  return n.indexOf('_') === -1 ? n : n.replace(/_/g, '-')
+}
+
+function isForwardingName(n: string): boolean {
+  return n.startsWith('x-forwarded-') || n === 'forwarded' || n === 'x-real-ip' || n === 'x-original-url' || n === 'x-rewrite-url'
+}
+
+/** Set by the gateway itself on every forwarded request: never taken from the client under any spelling. */
+const SET_BY_GATEWAY = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id'])
+
 export interface ForwardHeaderOptions {
   /** Lower-cased credential header names to drop, or null to keep them. */
   strip: ReadonlySet<string> | null
@@ -36,8 +59,13 @@ export interface ForwardHeaderOptions {
   /** Keep `Upgrade` / `Connection: upgrade` (websocket routes only). */
   upgrade: boolean
   host: string
+  /** The socket peer's address. */
   forwardedFor: string
+  /** The peer is in trustProxy: its forwarding headers are kept and its X-Forwarded-For chain extended. */
+  trustedPeer?: boolean
   proto: 'http' | 'https'
+  /** The audit line's reqId, sent as x-request-id (replacing any the client sent). */
+  requestId?: string
   /** Set after all stripping: e.g. x-auth-assertion. */
   extra?: Record<string, string>
 }
@@ -49,15 +77,22 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue
     if (isIdentityHeaderName(name)) continue
     if (o.strip?.has(name)) continue
-    if (name === 'host' || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || name === 'x-forwarded-host') continue
+    const n = normalizedName(name)
+    if (SET_BY_GATEWAY.has(n)) continue
+    // An underscore spelling is never what a trusted proxy sends: it is dropped from every peer.
+    if (isForwardingName(n) && (!o.trustedPeer || n !== name)) continue
     // The gateway's own server already answered `Expect: 100-continue`; undici refuses to send it on.
     if (name === 'expect') continue
     out[name] = incoming[name]
   }
   out['host'] = o.host
-  out['x-forwarded-for'] = o.forwardedFor
+  const chain = o.trustedPeer ? incoming['x-forwarded-for'] : undefined
+  const prior = Array.isArray(chain) ? chain.join(', ') : chain
+  out['x-forwarded-for'] = prior && prior.trim() ? `${prior}, ${o.forwardedFor}` : o.forwardedFor
   out['x-forwarded-proto'] = o.proto
-  if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host
+  // A trusted proxy's x-forwarded-host (kept above) names the host its client asked for.
+  if (incoming.host !== undefined && out['x-forwarded-host'] === undefined) out['x-forwarded-host'] = incoming.host
+  if (o.requestId !== undefined) out['x-request-id'] = o.requestId
   if (o.upgrade) {
     out['connection'] = 'upgrade'
     out['upgrade'] = incoming.upgrade

@@ -1,10 +1,14 @@
 // Tunnels an authorized Upgrade (websocket: true routes only) to the upstream: the upgrade request
 // goes out with the same hygiene as any request, then the two sockets are piped together.
-import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http'
+// Every upgrade gets a connection of its own, closed afterwards whatever the answer: a connection that
+// carried an upgrade is never reused, so a declined upgrade cannot desynchronize a pooled one (smuggling).
+// A declined upgrade's answer is streamed to the client, never held in memory.
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Upstream } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
+import { connectionNamed, isHopByHop } from './headers.js'
 
 export interface TunnelRequest {
   upstream: Upstream
@@ -13,32 +17,60 @@ export interface TunnelRequest {
   headers: OutgoingHttpHeaders
   socket: Socket
   head: Buffer
+  /** The audit line's reqId, sent to the client as x-request-id. */
+  requestId?: string
+}
+
+interface TunnelTiming {
+  /** When the upstream must have answered (ms since the epoch). */
+  deadline: number
+  /** Called exactly once, when the upstream connection is gone. */
+  onEnd: () => void
+}
+
+/** The status line and headers of an upstream answer, hop-by-hop ones dropped unless `keep`. */
+function head(res: IncomingMessage, keep: boolean, extra: string[]): string {
+  const named = keep ? undefined : connectionNamed(res.headers.connection)
+  const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}`]
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    const name = res.rawHeaders[i]!.toLowerCase()
+    if (name === 'x-request-id') continue
+    if (!keep && (isHopByHop(name) || named?.has(name))) continue
+    lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
+  }
+  return [...lines, ...extra].join('\r\n') + '\r\n\r\n'
 }
 
 /** Resolves to the upstream's status (101 when tunnelled), or an error code when nothing answered. */
-export function tunnelUpgrade(t: TunnelRequest): Promise<number | ErrorCode> {
+export function tunnelUpgrade(t: TunnelRequest & TunnelTiming): Promise<number | ErrorCode> {
   return new Promise((resolve) => {
     const url = new URL(t.upstream.origin)
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest
-    const out = request({
-      host: url.hostname,
-      port: url.port,
-      method: t.method,
-      path: t.upstream.basePath + t.target,
-      headers: t.headers,
-      timeout: t.upstream.timeoutMs,
-    })
+    // agent: false — a fresh connection, never taken from or returned to any pool.
+    const out = request({ host: url.hostname, port: url.port, method: t.method, path: t.upstream.basePath + t.target, headers: t.headers, agent: false })
+    const idHeader = t.requestId ? [`x-request-id: ${t.requestId}`] : []
     let settled = false
     const settle = (v: number | ErrorCode) => {
+      clearTimeout(timer)
       if (!settled) {
         settled = true
         resolve(v)
       }
     }
+    let ended = false
+    const end = () => {
+      if (!ended) {
+        ended = true
+        t.onEnd()
+      }
+    }
+    const timer = setTimeout(() => {
+      settle('UPSTREAM_TIMEOUT')
+      out.destroy()
+    }, Math.max(0, t.deadline - Date.now()))
+    out.on('socket', (s: Socket) => s.once('close', end))
     out.on('upgrade', (res, upstream, upstreamHead) => {
-      const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}`]
-      for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
-      t.socket.write(lines.join('\r\n') + '\r\n\r\n')
+      t.socket.write(head(res, true, idHeader))
       if (upstreamHead.length) t.socket.write(upstreamHead)
       if (t.head.length) upstream.write(t.head)
       upstream.pipe(t.socket).pipe(upstream)
@@ -53,27 +85,21 @@ export function tunnelUpgrade(t: TunnelRequest): Promise<number | ErrorCode> {
       settle(res.statusCode ?? 101)
     })
     out.on('response', (res) => {
-      // The upstream declined the upgrade: relay its answer and close.
-      const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}`]
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        const name = res.rawHeaders[i]!.toLowerCase()
-        if (name !== 'connection' && name !== 'transfer-encoding' && name !== 'keep-alive') lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
-      }
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const body = Buffer.concat(chunks)
-        lines.push(`content-length: ${body.length}`, 'connection: close')
-        t.socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), body]))
-        settle(res.statusCode ?? 502)
-      })
+      // The upstream declined the upgrade: stream its answer, framed by its own Content-Length or by the
+      // end of the connection (chunked framing is hop-by-hop and undone by the parser), then close both.
+      t.socket.write(head(res, false, [...idHeader, 'connection: close']))
+      res.pipe(t.socket)
+      res.on('error', () => t.socket.destroy())
+      res.on('end', () => out.destroy())
+      t.socket.on('close', () => out.destroy())
+      settle(res.statusCode ?? 502)
     })
-    out.on('timeout', () => {
-      out.destroy()
-      settle('UPSTREAM_TIMEOUT')
+    out.on('error', () => {
+      settle('UPSTREAM_UNAVAILABLE')
+      end()
     })
-    out.on('error', () => settle('UPSTREAM_UNAVAILABLE'))
     t.socket.on('error', () => out.destroy())
+    t.socket.on('close', () => out.destroy())
     out.end()
   })
 }

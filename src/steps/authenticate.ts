@@ -22,7 +22,7 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     tls: x.rt.tls,
     now: Date.now(),
     clientIp: x.ip,
-    readBody: () => readBody(req, x.gw.server.bodyLimit),
+    readBody: () => readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit),
   })
   if (auth.kind === 'identity') {
     x.identity = auth.identity

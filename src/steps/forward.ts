@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Exchange, JoinRoute } from '../exchange.js'
 import { forwardHeaders } from '../proxy/headers.js'
-import { tunnelUpgrade } from '../proxy/websocket.js'
+import { forwardingPeer } from '../policy/client-address.js'
 import { answerJoin } from './join.js'
 
 /** The join endpoint's own answer, never forwarded. */
@@ -30,7 +30,8 @@ function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upg
     setIdentityHeaders: route.identityHeaders,
     upgrade,
     host: route.upstream.host,
-    forwardedFor: x.ip,
+    ...forwardingPeer(req, x.gw),
+    requestId: x.reqId,
     proto: x.rt.tls ? 'https' : 'http',
     ...(extra ? { extra } : {}),
   })
@@ -68,7 +69,7 @@ export async function forwardRequest(x: Exchange, req: IncomingMessage, res: Ser
 /** An upgrade on a `websocket: true` route: its own upstream connection, piped both ways once it is 101. */
 export async function tunnel(x: Exchange, req: IncomingMessage, socket: Socket, head: Buffer, route: CompiledRoute): Promise<void> {
   const headers = headersFor(x, req, route, true, await assertion(x, route))
-  const status = await tunnelUpgrade({ upstream: route.upstream, method: x.method!, target: x.target, headers, socket, head })
+  const status = await x.rt.pools.tunnel({ upstream: route.upstream, method: x.method!, target: x.target, headers, socket, head, requestId: x.reqId })
   if (typeof status === 'number') x.allowed(status)
   else x.failed(status)
 }

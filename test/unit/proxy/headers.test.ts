@@ -2,7 +2,7 @@
 // (any case, `_` for `-`) goes, credentials go unless kept, and the identity headers are set last.
 import t from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
-import { connectionNamed, forwardHeaders, isIdentityHeaderName, responseHeaders, type ForwardHeaderOptions } from '../../../src/proxy/headers.js'
+import { connectionNamed, forwardHeaders, isForwardingHeaderName, isIdentityHeaderName, responseHeaders, type ForwardHeaderOptions } from '../../../src/proxy/headers.js'
 import type { Identity } from '../../../src/auth/types.js'
 
 const identity: Identity = { name: 'orchestratord', roles: ['control-plane', 'ops'], method: 'bearer', fp: 'token:abc123' }
@@ -110,4 +110,57 @@ t.test('extra headers (the assertion) are set after stripping', async (t) => {
 t.test('responseHeaders drops hop-by-hop and Connection-named headers', async (t) => {
   const out = responseHeaders({ connection: 'keep-alive, x-internal', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'x-internal': 'i', 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
   t.same(out, { 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
+})
+
+const FORGED: IncomingHttpHeaders = {
+  forwarded: 'for=6.6.6.6;proto=https',
+  'x-real-ip': '6.6.6.6',
+  'x-original-url': '/admin',
+  'x-rewrite-url': '/admin',
+  'x-forwarded-for': '6.6.6.6',
+  'x-forwarded-proto': 'https',
+  'x-forwarded-host': 'evil.example',
+  'x-forwarded-prefix': '/admin',
+  'x-forwarded-port': '443',
+  x_forwarded_for: '6.6.6.7',
+  x_real_ip: '6.6.6.8',
+  'x_forwarded-server': 'evil',
+  x_original_url: '/admin',
+  'x-request-id': 'client-chosen',
+  x_request_id: 'client-chosen-2',
+  host: 'gateway.example',
+}
+
+t.test('isForwardingHeaderName: Forwarded, X-Real-IP, X-Original-URL, X-Rewrite-URL, every X-Forwarded-*, with _ for -', async (t) => {
+  for (const n of ['forwarded', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'x-forwarded-for', 'x-forwarded-anything', 'x_forwarded_for', 'x_real_ip', 'x-forwarded_host', 'x_rewrite_url']) t.equal(isForwardingHeaderName(n), true, n)
+  for (const n of ['x-forwarded', 'forwarded-for', 'x-real-ipx', 'x-request-id', 'x-original', 'via']) t.equal(isForwardingHeaderName(n), false, n)
+})
+
+t.test('an untrusted peer\'s forwarding headers are all dropped; x-forwarded-for is the peer, x-request-id the gateway\'s', async (t) => {
+  const out = forwardHeaders(FORGED, options({ forwardedFor: '192.0.2.10', requestId: 'req-1' }))
+  for (const name of Object.keys(out)) t.notOk(/6\.6\.6|evil|admin|client-chosen/.test(String(out[name])), `${name} carries nothing forged`)
+  t.same(Object.keys(out).filter((n) => n.includes('_')), [], 'no underscore spelling survives')
+  t.equal(out['x-forwarded-for'], '192.0.2.10')
+  t.equal(out['x-forwarded-proto'], 'http')
+  t.equal(out['x-forwarded-host'], 'gateway.example', 'the client\'s Host, not its X-Forwarded-Host')
+  t.equal(out['x-request-id'], 'req-1')
+  for (const n of ['forwarded', 'x-real-ip', 'x-original-url', 'x-rewrite-url', 'x-forwarded-prefix', 'x-forwarded-port']) t.equal(out[n], undefined, `${n} dropped`)
+})
+
+t.test('a trusted proxy\'s forwarding headers are kept; x-forwarded-for is its chain, then the peer', async (t) => {
+  const out = forwardHeaders({ ...FORGED, 'x-forwarded-for': ['203.0.113.7, 10.0.0.1', '10.0.0.2'] as unknown as string }, options({ forwardedFor: '10.0.0.3', trustedPeer: true, requestId: 'req-2' }))
+  t.equal(out['x-forwarded-for'], '203.0.113.7, 10.0.0.1, 10.0.0.2, 10.0.0.3')
+  t.equal(out.forwarded, 'for=6.6.6.6;proto=https')
+  t.equal(out['x-real-ip'], '6.6.6.6')
+  t.equal(out['x-forwarded-prefix'], '/admin')
+  t.equal(out['x-forwarded-host'], 'evil.example', 'the trusted proxy\'s view of the host is kept')
+  t.equal(out['x-forwarded-proto'], 'http', 'set, never taken from the client')
+  t.equal(out['x-request-id'], 'req-2', 'the gateway\'s id, even behind a trusted proxy')
+  t.same(Object.keys(out).filter((n) => n.includes('_')), [], 'underscore spellings are dropped even from a trusted proxy')
+})
+
+t.test('x-forwarded-for is set once, never appended to a client value', async (t) => {
+  const out = forwardHeaders({ 'x-forwarded-for': '6.6.6.6', 'X-FORWARDED-FOR': '6.6.6.7' } as IncomingHttpHeaders, options({ forwardedFor: '192.0.2.10' }))
+  t.equal(out['x-forwarded-for'], '192.0.2.10')
+  t.same(Object.keys(out).filter((n) => n.toLowerCase() === 'x-forwarded-for'), ['x-forwarded-for'])
 })
