@@ -193,6 +193,13 @@ export class ReportBuilder {
     this.limits = { ...l, trackedClients: Math.max(l.trackedClients, 2 * l.topClients, 2) }
   }
 
+  /** Client entries held right now, over all routes and reasons: what the memory bound bounds. */
+  get trackedClientEntries(): number {
+    let n = 0
+    for (const r of this.routes.values()) for (const t of [...r.wouldRefuse.values(), ...r.refused.values()]) n += t.entries.size
+    return n
+  }
+
   /** One raw log line; anything that is not an audit line is counted as skipped. */
   addLine(line: string): void {
     const f = parseAuditLine(line)
