@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'derive-key': () => import('./derive-key.js'),
   mint: () => import('./mint.js'),
   join: () => import('./join.js'),
+  report: () => import('./report.js'),
 }
 
 const USAGE = `usage: portcullis <command> [options]
@@ -25,6 +26,7 @@ const USAGE = `usage: portcullis <command> [options]
   derive-key --master-env VAR --key-id ID
   mint --scheme NAME --sub ID [--roles a,b] [--ttl 10m] [--key FILE] [--config PATH]
   join --url URL --key-id ID --psk-env VAR [--path PATH]
+  report [FILE...] [--json]    per-route checklist from audit logs for switching enforce: report to on
 `
 
 async function main(argv: string[]): Promise<number> {
