@@ -1,6 +1,7 @@
 // How hard the property tests push: a fixed seed and few runs in `npm test` (a few seconds), many
 // more with `npm run test:fuzz` (FUZZ_RUNS, and FUZZ_SEED to replay a failure fast-check printed).
 import fc from 'fast-check'
+import type { Test } from 'tap'
 
 /** Runs per property: FUZZ_RUNS when set (test:fuzz), else `small`. */
 export function runs(small: number): number {
@@ -27,7 +28,7 @@ export const latin1String = (max = 64) => fc.string({ unit: latin1Char, maxLengt
 
 /** Characters an attacker likes at a boundary: separators, whitespace of every kind, escapes. */
 export const trickyChar = fc.constantFrom(
-  ' ', '\t', '\r', '\n', '\0', '\x0b', '\x0c', '\x7f', '\u00a0', '\u0085', '\ufeff', '\u2028', '\u3000',
+  ' ', '\t', '\r', '\n', '\0', '\x0b', '\x0c', '\x7f', '\u00a0', '\u0085', '\u00ff', '\u0080',
   ',', ';', ':', '=', '"', '\\', '/', '%', '.', '?', '#', '@', '*', '(', ')', '+', '-', '_', '~', 'A', 'a', '0', 'f', 'F',
 )
 
@@ -60,4 +61,22 @@ export function mutation(s: string, alphabet: fc.Arbitrary<string> = fc.oneof(tr
       }
     })
     .filter((m) => m !== s)
+}
+
+/**
+ * Node hands a header value over only when its bytes are HTAB, SP, visible ASCII or obs-text, with
+ * SP/HTAB around it already stripped: what an authenticator can actually receive.
+ */
+export function deliverable(value: string): string {
+  return value.replace(/[^\t\x20-\x7e\x80-\xff]/g, '').replace(/^[ \t]+|[ \t]+$/g, '')
+}
+
+/** Asserts a property and reports its counterexample as one failing assertion (never as a bare rejection). */
+export async function holds(t: Test, name: string, property: fc.IProperty<any> | fc.IAsyncProperty<any>, parameters: fc.Parameters<unknown>): Promise<void> {
+  try {
+    await fc.assert(property as fc.IAsyncProperty<unknown>, parameters)
+    t.pass(name)
+  } catch (err) {
+    t.fail(`${name}: ${(err as Error).message.split('\n').filter((l) => l.trim() !== '').slice(0, 8).join(' | ')}`)
+  }
 }
