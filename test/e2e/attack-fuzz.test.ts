@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startGateway, testSecret, type RunningGateway } from './harness.js'
 import { exchange, startRawBackend, type RawBackend } from './attack-backend.js'
 import { signRfc9421 } from '../../src/client/rfc9421.js'
-import { runs, SEED } from '../unit/fuzz/settings.js'
+import { SEED } from '../unit/fuzz/settings.js'
 
 const TOKEN = testSecret('fzTok')
 const API_KEY = testSecret('fzKey')
@@ -156,7 +156,8 @@ function build(p: Plan, n: number): { bytes: string; path: string; valid: boolea
 }
 
 t.test('random and mutated requests: never a 5xx, never forwarded without a valid credential', async (t) => {
-  const n = runs(300)
+  // A few hundred in `npm test`; `npm run test:fuzz` (FUZZ_RUNS set) sends FUZZ_HTTP_RUNS, default 3000.
+  const n = Number(process.env.FUZZ_HTTP_RUNS) || (process.env.FUZZ_RUNS ? 3000 : 300)
   const plans = fc.sample(plan, { seed: SEED, numRuns: n })
   const results: Array<{ n: number; plan: Plan; path: string; valid: boolean; status: number }> = []
   let next = 0

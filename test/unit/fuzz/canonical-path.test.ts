@@ -3,9 +3,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { isCanonicalPath, splitCanonicalTarget } from '../../../src/policy/canonical-path.js'
-import { fuzzTimeoutMs, latin1String, params } from './settings.js'
-
-if (fuzzTimeoutMs()) t.setTimeout(fuzzTimeoutMs()!)
+import { latin1String, params } from './settings.js'
 
 const UNRESERVED = /^[A-Za-z0-9._~-]$/
 

@@ -13,9 +13,7 @@ import { createWorkerV1Authenticator, WORKER_V1_MESSAGES } from '../../../src/au
 import { createJwtAuthenticator } from '../../../src/auth/jwt.js'
 import { createSecretKey } from 'node:crypto'
 import type { AuthOutcome, AuthRequest, Authenticator } from '../../../src/auth/types.js'
-import { deliverable, fuzzTimeoutMs, holds, latin1String, mutation, params, trickyChar } from './settings.js'
-
-if (fuzzTimeoutMs()) t.setTimeout(fuzzTimeoutMs()!)
+import { deliverable, holds, latin1String, mutation, params, trickyChar } from './settings.js'
 
 const NOW = 1_700_000_000_000
 const TOKEN = 'tok-Zm9vYmFyYmF6cXV4LTAxMjM0NTY3ODlhYmNkZWY.~+/'

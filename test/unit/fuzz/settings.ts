@@ -1,5 +1,6 @@
 // How hard the property tests push: a fixed seed and few runs in `npm test` (a few seconds), many
-// more with `npm run test:fuzz` (FUZZ_RUNS, and FUZZ_SEED to replay a failure fast-check printed).
+// more with `npm run test:fuzz` (FUZZ_RUNS, and FUZZ_SEED to replay a failure fast-check printed;
+// that script also raises tap's per-file timeout through TAP_TIMEOUT).
 import fc from 'fast-check'
 import type { Test } from 'tap'
 
@@ -17,10 +18,6 @@ export function params(small: number): fc.Parameters<unknown> {
   return { seed: SEED, numRuns: runs(small), endOnFailure: false, verbose: 1 }
 }
 
-/** A long FUZZ_RUNS run may take longer than tap's per-file timeout; widen it only then. */
-export function fuzzTimeoutMs(): number | undefined {
-  return process.env.FUZZ_RUNS ? 60 * 60_000 : undefined
-}
 
 /** Bytes as Node presents header and target text: one latin1 character per byte. */
 export const latin1Char = fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c))

@@ -11,9 +11,7 @@ import { buildSignatureBase, parseSignatureFields, type SignedMessage } from '..
 import { computeContentDigest, verifyContentDigest } from '../../../src/auth/content-digest.js'
 import { signRfc9421 } from '../../../src/client/rfc9421.js'
 import type { AuthOutcome, AuthRequest } from '../../../src/auth/types.js'
-import { deliverable, fuzzTimeoutMs, holds, latin1String, mutation, params, trickyChar } from './settings.js'
-
-if (fuzzTimeoutMs()) t.setTimeout(fuzzTimeoutMs()!)
+import { deliverable, holds, latin1String, mutation, params, trickyChar } from './settings.js'
 
 const NOW = 1_700_000_000_000
 const CREATED = NOW / 1000
