@@ -3,7 +3,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { isCanonicalPath, splitCanonicalTarget } from '../../../src/policy/canonical-path.js'
-import { latin1String, params } from './settings.js'
+import { holds, latin1String, params } from './settings.js'
 
 const UNRESERVED = /^[A-Za-z0-9._~-]$/
 
@@ -48,7 +48,9 @@ const canonicalSegment = fc.string({ unit: segmentChar, minLength: 1, maxLength:
 const canonicalPath = fc.tuple(fc.array(canonicalSegment, { maxLength: 6 }), fc.boolean()).map(([segs, trailing]) => '/' + segs.join('/') + (trailing && segs.length ? '/' : ''))
 
 t.test('random targets: never a throw; an accepted target is split, never rewritten', async (t) => {
-  fc.assert(
+  await holds(
+    t,
+    'no throw, no rewrite',
     fc.property(fc.oneof(latin1String(80), fc.string({ unit: 'binary', maxLength: 40 }), attackTarget, slashed), (target) => {
       const r = splitCanonicalTarget(target)
       if (r.ok) return r.path + r.query === target && !r.path.includes('?')
@@ -56,11 +58,12 @@ t.test('random targets: never a throw; an accepted target is split, never rewrit
     }),
     params(3000),
   )
-  t.pass('no throw, no rewrite')
 })
 
 t.test('an accepted path holds no dot segment, no %2F/%5C, no encoded unreserved, no //, no ;, no control byte', async (t) => {
-  fc.assert(
+  await holds(
+    t,
+    'every accepted path is canonical',
     fc.property(fc.oneof(slashed, attackTarget, latin1String(40).map((s) => '/' + s)), (target) => {
       const r = splitCanonicalTarget(target)
       if (!r.ok) return true
@@ -70,11 +73,12 @@ t.test('an accepted path holds no dot segment, no %2F/%5C, no encoded unreserved
     }),
     params(3000),
   )
-  t.pass('every accepted path is canonical')
 })
 
 t.test('every canonical path is accepted, with any query (the check refuses only what it must)', async (t) => {
-  fc.assert(
+  await holds(
+    t,
+    'canonical paths pass',
     fc.property(canonicalPath, fc.option(fc.string({ unit: fc.constantFrom(...'ab=&%2F/?.:@'.split('')), maxLength: 20 }), { nil: undefined }), (path, query) => {
       const target = query === undefined ? path : `${path}?${query}`
       const r = splitCanonicalTarget(target)
@@ -82,7 +86,6 @@ t.test('every canonical path is accepted, with any query (the check refuses only
     }),
     params(2000),
   )
-  t.pass('canonical paths pass')
 })
 
 t.test('percent-encoded unreserved characters are refused (/%61dmin must not slip past /admin/*)', async (t) => {
