@@ -1,14 +1,17 @@
 // `npm run test:timing` (never in the default run: its name does not end in .test.ts). A credential
 // wrong at its first byte must not be distinguishable by time from one wrong at its last: a bearer
 // token (digest lookup) and an rfc9421 signature (MAC compare). Welch's t over many interleaved runs,
-// in-process against the authenticators, after a control that shows the method does see a real leak.
+// in-process against the authenticators (after a control that shows the method does see a real leak)
+// and through loopback against a real gateway.
 import t from 'tap'
 import type { IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
 import { createBearerAuthenticator } from '../../src/auth/bearer.js'
 import { CredentialTable } from '../../src/auth/static-credentials.js'
 import { createRfc9421Authenticator } from '../../src/auth/rfc9421.js'
 import { signRfc9421 } from '../../src/client/rfc9421.js'
 import type { AuthRequest } from '../../src/auth/types.js'
+import { startGateway, testSecret } from '../e2e/harness.js'
 
 /** dudect's threshold: |t| above it is evidence of a timing difference. */
 const T_LIMIT = 4.5
@@ -95,4 +98,85 @@ t.test('rfc9421: a signature wrong at its first byte takes as long as one wrong 
   const r = measure((req) => auth.authenticate(req as AuthRequest), withMac(firstWrong), withMac(lastWrong))
   t.comment(`rfc9421: t = ${r.t.toFixed(2)}, ${r.a.toFixed(0)} ns vs ${r.b.toFixed(0)} ns per call`)
   t.ok(Math.abs(r.t) < T_LIMIT, `|t| = ${Math.abs(r.t).toFixed(2)} < ${T_LIMIT}`)
+})
+
+/** Round trips on one keep-alive connection: write a request, wait for its whole response. */
+function loopbackClient(port: number) {
+  const socket = connect(port, '127.0.0.1')
+  socket.setNoDelay(true)
+  let buf: Buffer = Buffer.alloc(0)
+  let waiting: (() => void) | undefined
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d])
+    const end = buf.indexOf('\r\n\r\n')
+    if (end === -1) return
+    const len = Number(/content-length: *([0-9]+)/i.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? 0)
+    if (buf.length < end + 4 + len) return
+    buf = buf.subarray(end + 4 + len)
+    const w = waiting
+    waiting = undefined
+    w?.()
+  })
+  return {
+    ready: new Promise<void>((r) => socket.once('connect', () => r())),
+    roundTrip(request: string): Promise<number> {
+      return new Promise((resolve, reject) => {
+        const start = process.hrtime.bigint()
+        const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000)
+        waiting = () => {
+          clearTimeout(timer)
+          resolve(Number(process.hrtime.bigint() - start))
+        }
+        socket.write(request)
+      })
+    },
+    close: () => socket.destroy(),
+  }
+}
+
+t.test('through loopback: a bearer token wrong at its first byte answers as fast as one wrong at its last', async (t) => {
+  const token = testSecret('timingTok')
+  const gw = await startGateway(
+    `version: 1
+server:
+  listen: 127.0.0.1:0
+upstreams:
+  none: { url: "http://127.0.0.1:9", timeout: 1s }
+identities:
+  - name: ops
+    roles: [ops]
+    bearer: "\${env:TOKEN}"
+defaults:
+  authFailures: { max: 100000000, window: 1m }
+routes:
+  - { prefix: /t/, upstream: none, auth: [bearer] }
+`,
+    { TOKEN: token },
+    60_000,
+  )
+  const client = loopbackClient(gw.port)
+  try {
+    await client.ready
+    const req = (tok: string) => `GET /t/x HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${tok}\r\n\r\n`
+    const first = req(flip(token, 0))
+    const last = req(flip(token, token.length - 1))
+    for (let i = 0; i < 500; i++) await client.roundTrip(i % 2 ? first : last)
+    const a: number[] = []
+    const b: number[] = []
+    const n = Math.min(SAMPLES, 5000)
+    for (let i = 0; i < n * 2; i++) {
+      const pickFirst = Math.random() < 0.5
+      ;(pickFirst ? a : b).push(await client.roundTrip(pickFirst ? first : last))
+    }
+    const cut = [...a, ...b].sort((x, y) => x - y)[Math.floor((a.length + b.length) * 0.9)]!
+    const ca = a.filter((v) => v <= cut)
+    const cb = b.filter((v) => v <= cut)
+    const tv = welch(ca, cb)
+    const avg = (x: number[]) => x.reduce((s, v) => s + v, 0) / x.length / 1000
+    t.comment(`loopback bearer: t = ${tv.toFixed(2)}, ${avg(ca).toFixed(0)} µs vs ${avg(cb).toFixed(0)} µs per request`)
+    t.ok(Math.abs(tv) < T_LIMIT, `|t| = ${Math.abs(tv).toFixed(2)} < ${T_LIMIT}`)
+  } finally {
+    client.close()
+    await gw.stop()
+  }
 })
