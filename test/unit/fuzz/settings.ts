@@ -18,7 +18,6 @@ export function params(small: number): fc.Parameters<unknown> {
   return { seed: SEED, numRuns: runs(small), endOnFailure: false, verbose: 1 }
 }
 
-
 /** Bytes as Node presents header and target text: one latin1 character per byte. */
 export const latin1Char = fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c))
 export const latin1String = (max = 64) => fc.string({ unit: latin1Char, maxLength: max })
