@@ -118,11 +118,13 @@ async function provideRedis() {
   return { env: { REDIS_URL: `redis://127.0.0.1:${chosen}`, ...found }, stop, note: `redis: started ${server} on 127.0.0.1:${chosen} for this run` }
 }
 
-const TAP = 'node_modules/tap/dist/esm/run.mjs'
+// PORTCULLIS_TEST_TAP_RUNNER: only run.mjs's own test replaces tap's runner (test/fixtures/direct-tap.mjs).
+const TAP = process.env.PORTCULLIS_TEST_TAP_RUNNER ?? 'node_modules/tap/dist/esm/run.mjs'
 // tap builds its plugin set from package.json's "tap.plugin" (which drops the TypeScript loader: the
 // tests are compiled by tsc). A fresh clone has only the default set, so build ours first — unless it is
 // built already, since a rebuild replaces files under node_modules that a concurrent run is loading.
 const built = (() => {
+  if (process.env.PORTCULLIS_TEST_TAP_RUNNER) return true
   try {
     const index = readFileSync('node_modules/@tapjs/test/test-built/dist/esm/index.js', 'utf8')
     return index.includes('@tapjs/asserts') && !index.includes('@tapjs/typescript')

@@ -1,5 +1,7 @@
 // `npm test` without a Redis answering (DESIGN §1): test/run.mjs starts a redis-server from PATH for the
 // run and stops it after; only when there is none are the Redis-backed tests skipped — counted as skipped.
+// tap's runner is replaced by test/fixtures/direct-tap.mjs (node per file, summed summary), so this tests
+// run.mjs itself, not tap's plugin build under node_modules.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
@@ -33,7 +35,7 @@ function portFree(port: number): Promise<boolean> {
 function runSuite(env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAP') && k !== 'REDIS_URL' && k !== 'REDIS_SERVER' && k !== 'PORTCULLIS_TEST_NO_REDIS'))
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['test/run.mjs', FIXTURE], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['test/run.mjs', FIXTURE], { cwd: ROOT, env: { ...clean, PORTCULLIS_TEST_TAP_RUNNER: 'test/fixtures/direct-tap.mjs', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
