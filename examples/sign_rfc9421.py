@@ -5,7 +5,7 @@
 usage:  SIGNING_KEY=... [SIGNING_KEY_ID=worker-7] python3 sign_rfc9421.py URL [BODY]
    or:  WORKER_MASTER_KEY=... SIGNING_KEY_ID=worker-42 python3 sign_rfc9421.py URL [BODY]
 
-  URL                 e.g. http://127.0.0.1:8080/pools/1?x=1 (a route that accepts the rfc9421 scheme)
+  URL                 e.g. http://127.0.0.1:8080/pools/1/preload?x=1 (a route that accepts the rfc9421 scheme)
   BODY                optional; sent as a POST with a Content-Digest that the signature covers
   SIGNING_KEY_ID      the keyid (default worker-7)
   SIGNING_KEY         the key for that keyid, used as its UTF-8 text (a hex key is NOT decoded)

@@ -29,6 +29,8 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean, lifet
   try {
     // Always enforced: framing, path, route, method, declared body size.
     denial = checkFraming(req, upgrade) ?? checkPath(x, req) ?? findRoute(x) ?? checkDeclaredSize(x, req)
+    // In flight on its route (or on none) until the response or tunnel closes; then its duration.
+    x.rt.trackResponse?.(lifetime, x.route?.id ?? null, x.method ?? '', x.start)
     if (denial) return refuse(x, denial)
     denial =
       (await checkThrottle(x)) ??

@@ -6,6 +6,7 @@ import { createState, type State } from './state/index.js'
 import { startGatewayServer, type GatewayServer } from './server.js'
 import { createAuditLog } from './observe/audit.js'
 import { createMetrics, type Metrics } from './observe/metrics.js'
+import { configuredFingerprints } from './observe/credential-fingerprints.js'
 import { startAdminServer } from './admin/server.js'
 import { watchConfig, type ConfigReloader } from './config/reload.js'
 import { assertionJwks, assertRequest } from './proxy/assertion.js'
@@ -30,9 +31,9 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
       mode === 'ok' ? o.logger.info({ event: 'state.store', mode, detail }, 'state.store') : o.logger.warn({ event: 'state.store', mode, detail }, 'state.store'),
   })
   // Metrics only exist to be scraped from the admin listener; without `admin:` nothing is counted.
-  const metrics = o.gateway.admin ? createMetrics({ replay: state.replay }) : undefined
+  const metrics = o.gateway.admin ? createMetrics({ replay: state.replay, credentials: configuredFingerprints(o.gateway.raw) }) : undefined
   const listeners = [createAuditLog(o.logger), ...(metrics ? [metrics.listener] : [])]
-  const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger, listeners, assert: assertRequest })
+  const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger, listeners, assert: assertRequest, ...(metrics ? { trackResponse: metrics.trackResponse } : {}) })
   let draining = false
   const admin = o.gateway.admin
     ? await startAdminServer({
@@ -54,7 +55,8 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
       server.reload(next)
       return restart
     },
-    onResult: (result) => metrics?.configReload(result),
+    // A credential the new config no longer names loses its last-used series (DESIGN §6).
+    onResult: (result) => metrics?.configReload(result, result === 'ok' ? configuredFingerprints(server.runtime.gateway.raw) : undefined),
   })
   o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file }, 'listening')
   return {

@@ -15,6 +15,8 @@ export interface Runtime {
   logger: Logger
   tls: boolean
   newRequestId(): string
+  /** Metrics of one request's life (observe/metrics.ts); absent without an admin listener. */
+  trackResponse?: (lifetime: { once(event: 'close', listener: () => void): unknown }, route: string | null, method: string, startedAt: number) => void
   /** Extra headers bound to this request (the signed assertion), set after all stripping. */
   assert?: (gw: Gateway, a: { identity: Identity; route: CompiledRoute; method: string; target: string; body?: Buffer; reqId: string }) => Promise<Record<string, string>>
 }

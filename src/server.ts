@@ -31,6 +31,7 @@ export interface GatewayServerOptions {
   logger: Logger
   listeners?: DecisionListener[]
   assert?: Runtime['assert']
+  trackResponse?: Runtime['trackResponse']
 }
 
 function timeouts(gw: Gateway) {
@@ -51,6 +52,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     tls: tls !== undefined,
     newRequestId: randomUUID,
     ...(o.assert ? { assert: o.assert } : {}),
+    ...(o.trackResponse ? { trackResponse: o.trackResponse } : {}),
   }
 
   const options: ServerOptions = {

@@ -2,12 +2,21 @@
 // Prints only the worker's key (64 hex); reads the PSK only from the named environment variable.
 import { KEY_ID_PATTERN } from '../auth/rfc9421.js'
 import { DEFAULT_JOIN_PATH, joinGateway, JoinError } from '../client/join.js'
+import { describeSendFailure } from '../client/tls.js'
 import { parse, UsageError } from './args.js'
+import { CaFileError, dispatcherFor } from './cacert.js'
+import { USAGES } from './usage.js'
 
-const USAGE = 'usage: portcullis join --url URL --key-id ID --psk-env VAR [--path /_portcullis/join]'
+const USAGE = USAGES.join!.trimEnd()
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { url: { type: 'string' }, 'key-id': { type: 'string' }, 'psk-env': { type: 'string' }, path: { type: 'string' } })
+  const { values } = parse(argv, {
+    url: { type: 'string' },
+    'key-id': { type: 'string' },
+    'psk-env': { type: 'string' },
+    path: { type: 'string' },
+    cacert: { type: 'string' },
+  })
   const url = values.url as string | undefined
   const keyId = values['key-id'] as string | undefined
   const envName = values['psk-env'] as string | undefined
@@ -26,12 +35,21 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`join: environment variable ${envName} is not set\n`)
     return 1
   }
+  let dispatcher
   try {
-    process.stdout.write((await joinGateway({ url, keyId, psk, path })) + '\n')
+    dispatcher = await dispatcherFor(values.cacert as string | undefined)
+  } catch (err) {
+    if (!(err instanceof CaFileError)) throw err
+    process.stderr.write(`join: ${err.message}\n`)
+    return 1
+  }
+  try {
+    process.stdout.write((await joinGateway({ url, keyId, psk, path, ...(dispatcher ? { dispatcher } : {}) })) + '\n')
     return 0
   } catch (err) {
-    const message = err instanceof JoinError ? err.message : `cannot reach ${url}: ${(err as Error).message}`
-    process.stderr.write(`join: ${message}\n`)
+    process.stderr.write(`join: ${err instanceof JoinError ? err.message : describeSendFailure(err, url)}\n`)
     return 1
+  } finally {
+    await dispatcher?.close()
   }
 }

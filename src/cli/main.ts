@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// The `portcullis` command: dispatches to one module per subcommand (DESIGN §1).
+// The `portcullis` command: dispatches to one module per subcommand (DESIGN §1). `--help` of every
+// subcommand and `--version` are answered here, before the subcommand's module is loaded.
 import { UsageError } from './args.js'
+import { OVERVIEW, USAGES, wantsHelp } from './usage.js'
+import { VERSION } from '../version.js'
 
 type Command = { run(argv: string[]): Promise<number> }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: () => import('./serve.js'),
   check: () => import('./check.js'),
+  schema: () => import('./schema.js'),
   keygen: () => import('./keygen.js'),
   fingerprint: () => import('./fingerprint.js'),
   sign: () => import('./sign.js'),
@@ -14,31 +18,32 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   mint: () => import('./mint.js'),
   join: () => import('./join.js'),
   report: () => import('./report.js'),
+  version: async () => ({ run: version }),
 }
 
-const USAGE = `usage: portcullis <command> [options]
-
-  serve [--config PATH]        run the gateway (config: --config, $PORTCULLIS_CONFIG, ./gateway.yaml)
-  check [--config PATH]        validate the config, print the route table and lints
-  keygen [--bytes N] [--encoding hex|base64url]
-  fingerprint [TOKEN] [--full]
-  sign --scheme worker-v1|rfc9421 ... URL [--send]
-  derive-key --master-env VAR --key-id ID
-  mint --scheme NAME --sub ID [--roles a,b] [--ttl 10m] [--key FILE] [--config PATH]
-  join --url URL --key-id ID --psk-env VAR [--path PATH]
-  report [FILE...] [--json]    per-route checklist from audit logs for switching enforce: report to on
-`
+async function version(): Promise<number> {
+  process.stdout.write(`portcullis ${VERSION}\n`)
+  return 0
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE)
+    const topic = name === 'help' && rest[0] ? USAGES[rest[0]] : undefined
+    process.stdout.write(topic ?? OVERVIEW)
     return name ? 0 : 1
   }
+  if (name === '--version' || name === '-V') return version()
   const load = COMMANDS[name]
   if (!load) {
-    process.stderr.write(`portcullis: unknown command "${name}"\n${USAGE}`)
+    process.stderr.write(`portcullis: unknown command "${name}"\n${OVERVIEW}`)
     return 1
+  }
+  // A command without an entry in usage.ts (report) prints its own help.
+  const help = USAGES[name]
+  if (wantsHelp(rest) && help) {
+    process.stdout.write(help)
+    return 0
   }
   try {
     return await (await load()).run(rest)

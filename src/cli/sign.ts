@@ -1,15 +1,16 @@
 // `portcullis sign`: sign one request (worker-v1 or rfc9421) and print the headers, or send it (--send).
 // Reads the secret only from the named environment variable; never prints it.
 import { readFile } from 'node:fs/promises'
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { KEY_ID_PATTERN } from '../auth/rfc9421.js'
 import { signRfc9421 } from '../client/rfc9421.js'
 import { signWorkerV1 } from '../client/worker-v1.js'
+import { describeSendFailure } from '../client/tls.js'
 import { parse, UsageError } from './args.js'
+import { CaFileError, dispatcherFor } from './cacert.js'
+import { USAGES } from './usage.js'
 
-const USAGE =
-  'usage: portcullis sign --scheme worker-v1 --id ID --secret-env VAR | --scheme rfc9421 --key-id ID --secret-env VAR\n' +
-  "       [-X METHOD] [-d @file|-d TEXT] [-H 'k: v']... URL [--send [-i]]"
+const USAGE = USAGES.sign!.trimEnd()
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -24,6 +25,7 @@ export async function run(argv: string[]): Promise<number> {
       header: { type: 'string', short: 'H', multiple: true },
       send: { type: 'boolean' },
       include: { type: 'boolean', short: 'i' },
+      cacert: { type: 'string' },
     },
     true,
   )
@@ -65,15 +67,27 @@ export async function run(argv: string[]): Promise<number> {
     for (const [name, value] of Object.entries(signed)) process.stdout.write(`${displayName(name)}: ${value}\n`)
     return 0
   }
-  return send(url, method, [...headers, ...Object.entries(signed)], body, values.include === true)
+  let dispatcher
+  try {
+    dispatcher = await dispatcherFor(values.cacert as string | undefined)
+  } catch (err) {
+    if (!(err instanceof CaFileError)) throw err
+    process.stderr.write(`sign: ${err.message}\n`)
+    return 1
+  }
+  try {
+    return await send(url, method, [...headers, ...Object.entries(signed)], body, values.include === true, dispatcher)
+  } finally {
+    await dispatcher?.close()
+  }
 }
 
-async function send(url: URL, method: string, headers: Array<[string, string]>, body: Buffer | undefined, include: boolean): Promise<number> {
+async function send(url: URL, method: string, headers: Array<[string, string]>, body: Buffer | undefined, include: boolean, dispatcher?: Dispatcher): Promise<number> {
   let res
   try {
-    res = await request(url, { method, headers: headers.flat(), body })
+    res = await request(url, { method, headers: headers.flat(), body, ...(dispatcher ? { dispatcher } : {}) })
   } catch (err) {
-    process.stderr.write(`sign: request failed: ${(err as Error).message}\n`)
+    process.stderr.write(`sign: ${describeSendFailure(err, url)}\n`)
     return 1
   }
   if (include) {

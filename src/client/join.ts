@@ -1,5 +1,6 @@
 // Worker side of DESIGN §4.7: trade the join PSK for this worker's own key. The request is signed
 // per §4.4 with keyid `join`; the answer is unwrapped with a fresh X25519 key. Never logs a key.
+import { fetch } from 'undici'
 import { signRfc9421 } from './rfc9421.js'
 import { generateX25519, unwrapWorkerKey, type WrappedJoinAnswer } from '../auth/join-wrap.js'
 
@@ -14,7 +15,7 @@ export interface JoinOptions {
   psk: string
   /** The gateway's `join.path`; default `/_portcullis/join`. */
   path?: string
-  /** Passed to fetch as is (e.g. an undici Agent trusting a private CA). */
+  /** Passed to undici's fetch as is (e.g. `trustingDispatcher(ca)` for a gateway a private CA signed). */
   dispatcher?: unknown
 }
 
@@ -46,7 +47,7 @@ export async function joinGateway(options: JoinOptions): Promise<string> {
   const headers = { 'content-type': 'application/json' }
   const signed = signRfc9421({ keyId: 'join', secret: options.psk, method: 'POST', url, body, headers })
   const init = { method: 'POST', headers: { ...headers, ...signed }, body, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }
-  const res = await fetch(url, init as RequestInit)
+  const res = await fetch(url, init as Parameters<typeof fetch>[1])
   const text = await res.text()
   let answer: Record<string, unknown> = {}
   try {

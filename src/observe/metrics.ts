@@ -1,9 +1,12 @@
-// Prometheus metrics (DESIGN §6), fed by the same per-decision hook as the audit log.
+// Prometheus metrics (DESIGN §6), fed by the same per-decision hook as the audit log, plus the
+// response tracker the pipeline calls once a request's route is known.
 // Label values are bounded: the route as written in the config, codes, methods, names and fingerprints —
 // never a request path, a token, a key or a signature.
+import { performance } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AuditRecord, DecisionDetail, DecisionListener } from './audit.js'
 import type { ReplayStore } from '../state/types.js'
+import { VERSION } from '../version.js'
 
 /** The `route` label of a request that matched no route (404, 400 BAD_PATH, 405). */
 export const NO_ROUTE_LABEL = '(none)'
@@ -17,11 +20,28 @@ export const CREDENTIAL_SERIES_LIMIT = 1000
 /** Codes that mean the credential itself was valid (the identity is authenticated), so it counts as used. */
 const AUTHENTICATED_DENIALS = new Set(['FORBIDDEN', 'RATE_LIMITED', 'REPLAYED'])
 
+/** What `trackResponse` waits on: a ServerResponse, or the socket of an upgrade ('close' = the exchange ended). */
+export interface ClosingExchange {
+  once(event: 'close', listener: () => void): unknown
+}
+
 export interface Metrics {
   readonly registry: Registry
   /** Registered beside the audit log: one call per request decision. */
   readonly listener: DecisionListener
-  configReload(result: 'ok' | 'error'): void
+  /**
+   * One call per reload attempt. On `ok`, `credentials` (the fingerprints of the credentials the new config
+   * names, see credential-fingerprints.ts) drops the last-used series of every credential the previous
+   * config named and this one does not.
+   */
+  configReload(result: 'ok' | 'error', credentials?: ReadonlySet<string>): void
+  /**
+   * The pipeline calls this once per request, as soon as its route is known (null: none matched): the
+   * request counts in `portcullis_requests_in_flight{route}` until `res` emits 'close', and then
+   * `portcullis_request_duration_seconds{route,method}` observes the time since `startedAt`
+   * (performance.now() at the request's arrival).
+   */
+  trackResponse(res: ClosingExchange, route: string | null, method: string, startedAt: number): void
   /** Prometheus text exposition (what /metrics serves). */
   text(): Promise<string>
 }
@@ -32,6 +52,20 @@ export interface MetricsOptions {
   /** Default Node.js process metrics (process_*, nodejs_*); on unless false. */
   defaultMetrics?: boolean
   credentialSeriesLimit?: number
+  /** Fingerprints of the credentials the config at start names (the base of the first reload's comparison). */
+  credentials?: ReadonlySet<string>
+}
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+/** A child per label combination, resolved once: prom-client hashes the label set on every labelled call. */
+function childCache<C>(make: (key: string) => C): (key: string) => C {
+  const children = new Map<string, C>()
+  return (key) => {
+    let c = children.get(key)
+    if (c === undefined) children.set(key, (c = make(key)))
+    return c
+  }
 }
 
 export function createMetrics(o: MetricsOptions = {}): Metrics {
@@ -61,7 +95,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     name: 'portcullis_upstream_duration_seconds',
     help: 'Time from sending a request to its upstream until the response headers (or the failure).',
     labelNames: ['upstream', 'route'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: DURATION_BUCKETS,
     registers,
   })
   const replay = o.replay
@@ -109,23 +143,87 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     }
   }
 
+  const requestDuration = new Histogram({
+    name: 'portcullis_request_duration_seconds',
+    help: 'Time from a request\'s arrival until its response ended (or the connection closed), by route and method.',
+    labelNames: ['route', 'method'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
+  const inFlight = new Gauge({
+    name: 'portcullis_requests_in_flight',
+    help: 'Requests whose route is known and whose response has not ended yet, by route.',
+    labelNames: ['route'] as const,
+    registers,
+  })
+  new Gauge({
+    name: 'portcullis_build_info',
+    help: 'Always 1; the labels name the running portcullis version and Node.js version.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  }).set({ version: VERSION, node: process.version }, 1)
+  const lastReload = new Gauge({
+    name: 'portcullis_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time the configuration in service was loaded (at start, then at each successful reload).',
+    registers,
+  })
+  lastReload.set(Date.now() / 1000)
+
+  const SEP = '\u0000'
+  const requestsChild = childCache((k) => requests.labels(...(k.split(SEP) as [string, string, string])))
+  const decisionsChild = childCache((k) => decisions.labels(...(k.split(SEP) as [string, string, string, string])))
+  const rateLimitedChild = childCache((k) => rateLimited.labels(...(k.split(SEP) as [string, string])))
+  const upstreamChild = childCache((k) => upstreamDuration.labels(...(k.split(SEP) as [string, string])))
+  const durationChild = childCache((k) => requestDuration.labels(...(k.split(SEP) as [string, string])))
+  const inFlightChild = childCache((route) => inFlight.labels(route))
+
   const listener: DecisionListener = {
     decision(r: AuditRecord, detail?: DecisionDetail) {
       const route = r.route ?? NO_ROUTE_LABEL
-      requests.inc({ route, method: r.method ?? '', status: String(r.status) })
+      requestsChild(route + SEP + (r.method ?? '') + SEP + r.status).inc()
       const allowed = r.event === 'allow'
       const result = allowed ? 'allow' : r.event === 'report' ? 'report' : 'deny'
-      decisions.inc({ route, auth_method: r.authMethod ?? 'none', result, reason: allowed ? '' : (r.reason ?? '') })
-      if (r.event === 'ratelimit') rateLimited.inc({ route, by: detail?.limitedBy ?? 'identity' })
-      if (detail?.upstreamMs !== undefined && r.upstream) upstreamDuration.observe({ upstream: r.upstream, route }, detail.upstreamMs / 1000)
+      decisionsChild(route + SEP + (r.authMethod ?? 'none') + SEP + result + SEP + (allowed ? '' : (r.reason ?? ''))).inc()
+      if (r.event === 'ratelimit') rateLimitedChild(route + SEP + (detail?.limitedBy ?? 'identity')).inc()
+      if (detail?.upstreamMs !== undefined && r.upstream) upstreamChild(r.upstream + SEP + route).observe(detail.upstreamMs / 1000)
       if (r.identity && r.fp && (allowed || AUTHENTICATED_DENIALS.has(r.reason ?? ''))) credentialUsed(r.identity, r.fp)
     },
+  }
+
+  let configured: ReadonlySet<string> = o.credentials ?? new Set()
+  /** Drop the series of every credential the previous config named and the new one does not. */
+  const retainCredentials = (current: ReadonlySet<string>) => {
+    for (const [key, labels] of credentialSeries) {
+      if (configured.has(labels.fingerprint) && !current.has(labels.fingerprint)) {
+        credentialSeries.delete(key)
+        lastUsed.remove(labels)
+      }
+    }
+    configured = current
   }
 
   return {
     registry,
     listener,
-    configReload: (result) => reloads.inc({ result }),
+    configReload(result, credentials) {
+      reloads.inc({ result })
+      if (result !== 'ok') return
+      lastReload.set(Date.now() / 1000)
+      if (credentials) retainCredentials(credentials)
+    },
+    trackResponse(res, route, method, startedAt) {
+      const label = route ?? NO_ROUTE_LABEL
+      const gauge = inFlightChild(label)
+      const histogram = durationChild(label + SEP + method)
+      // Already over (the client went away while its credential was checked): no 'close' is coming.
+      const done = res as { destroyed?: boolean; closed?: boolean }
+      if (done.destroyed === true || done.closed === true) return histogram.observe((performance.now() - startedAt) / 1000)
+      gauge.inc()
+      res.once('close', () => {
+        gauge.dec()
+        histogram.observe((performance.now() - startedAt) / 1000)
+      })
+    },
     text: () => registry.metrics(),
   }
 }

@@ -3,6 +3,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { redisSkip } from '../redis-env.js'
 
 const DEMO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'demo', 'main.js')
 
@@ -28,7 +29,7 @@ t.test('demo --once passes every step and exits 0', async (t) => {
   for (const code of ['MISSING_CREDENTIALS', 'FORBIDDEN', 'NO_ROUTE', 'BAD_PATH', 'REPLAYED', 'DIGEST_MISMATCH', 'KEY_REVOKED', 'RATE_LIMITED']) t.match(out, code)
 })
 
-t.test('demo --once --redis: a request accepted by one replica is a replay at the other', async (t) => {
+t.test('demo --once --redis: a request accepted by one replica is a replay at the other', { skip: redisSkip }, async (t) => {
   const { code, out } = await runDemo(['--once', '--redis'])
   t.equal(code, 0, out)
   t.match(out, /replica B .* the same request\s+401\s+401\s+REPLAYED/)

@@ -105,3 +105,87 @@ t.test('default process metrics are on by default', async (t) => {
   t.match(text, /^process_cpu_user_seconds_total /m)
   t.match(text, /^nodejs_eventloop_lag_seconds /m)
 })
+
+t.test('build info: 1, labelled with the package version and the Node version', async (t) => {
+  const { VERSION } = await import('../../../src/version.js')
+  t.match(VERSION, /^\d+\.\d+\.\d+/)
+  const text = await createMetrics({ defaultMetrics: false }).text()
+  t.match(text, `portcullis_build_info{version="${VERSION}",node="${process.version}"} 1`)
+})
+
+t.test('last successful reload: set at start, moved by an ok reload, not by a failed one', async (t) => {
+  const m = createMetrics({ defaultMetrics: false })
+  const stamp = async () => Number(/^portcullis_config_last_reload_success_timestamp_seconds ([0-9.e+]+)$/m.exec(await m.text())?.[1])
+  const atStart = await stamp()
+  t.ok(Math.abs(atStart - Date.now() / 1000) < 3600, 'a Unix time in seconds')
+  await new Promise((r) => setTimeout(r, 20))
+  m.configReload('error')
+  t.equal(await stamp(), atStart, 'a failed reload leaves it')
+  m.configReload('ok')
+  t.ok((await stamp()) > atStart, 'an ok reload moves it')
+})
+
+t.test('request duration and in-flight: counted from trackResponse until the response closes', async (t) => {
+  const { EventEmitter } = await import('node:events')
+  const { performance } = await import('node:perf_hooks')
+  const m = createMetrics({ defaultMetrics: false })
+  const a = new EventEmitter()
+  const b = new EventEmitter()
+  m.trackResponse(a, '/pools/', 'POST', performance.now() - 40)
+  m.trackResponse(b, '/pools/', 'POST', performance.now())
+  m.trackResponse(new EventEmitter(), null, 'GET', performance.now())
+  let text = await m.text()
+  t.match(text, 'portcullis_requests_in_flight{route="/pools/"} 2')
+  t.match(text, `portcullis_requests_in_flight{route="${NO_ROUTE_LABEL}"} 1`)
+  t.notMatch(text, /portcullis_request_duration_seconds_count\{route="\/pools\/"/, 'nothing observed before the end')
+  a.emit('close')
+  text = await m.text()
+  t.match(text, 'portcullis_requests_in_flight{route="/pools/"} 1')
+  t.match(text, 'portcullis_request_duration_seconds_count{route="/pools/",method="POST"} 1')
+  t.match(text, 'portcullis_request_duration_seconds_bucket{le="0.025",route="/pools/",method="POST"} 0', 'measured from arrival (40 ms ago)')
+  b.emit('close')
+  b.emit('close')
+  text = await m.text()
+  t.match(text, 'portcullis_requests_in_flight{route="/pools/"} 0', 'a second close does not count twice')
+  t.match(text, 'portcullis_request_duration_seconds_count{route="/pools/",method="POST"} 2')
+  const gone = Object.assign(new EventEmitter(), { destroyed: true })
+  m.trackResponse(gone, '/gone', 'GET', performance.now())
+  text = await m.text()
+  t.notMatch(text, /portcullis_requests_in_flight\{route="\/gone"\} [1-9]/, 'an exchange already closed is not left in flight')
+  t.match(text, 'portcullis_request_duration_seconds_count{route="/gone",method="GET"} 1')
+})
+
+t.test('a reload drops the last-used series of credentials the config no longer names', async (t) => {
+  const { configuredFingerprints } = await import('../../../src/observe/credential-fingerprints.js')
+  const { tokenFingerprint, keyFingerprint, fullFingerprint } = await import('../../../src/auth/credential.js')
+  const OLD = 'old-token-0123456789abcdef0123456789abcdef'
+  const NEW = 'new-token-0123456789abcdef0123456789abcdef'
+  const STORED = 'stored-key-0123456789abcdef0123456789abcdef'
+  process.env.PC_METRICS_OLD = OLD
+  process.env.PC_METRICS_NEW = NEW
+  t.teardown(() => {
+    delete process.env.PC_METRICS_OLD
+    delete process.env.PC_METRICS_NEW
+  })
+  const before = configuredFingerprints({
+    identities: [{ name: 'ops', bearer: ['${env:PC_METRICS_OLD}', '${env:PC_METRICS_NEW}'], apiKey: fullFingerprint(STORED) }],
+    schemes: { signed: { type: 'rfc9421', keys: { 'worker-7': '${env:PC_METRICS_NEW}', 'worker-8': '${env:PC_METRICS_NEW}' } } } as never,
+  })
+  t.same([...before].sort(), [tokenFingerprint(OLD), tokenFingerprint(NEW), tokenFingerprint(STORED), keyFingerprint('worker-7'), keyFingerprint('worker-8')].sort())
+  const after = configuredFingerprints({
+    identities: [{ name: 'ops', bearer: '${env:PC_METRICS_NEW}', apiKey: fullFingerprint(STORED) }],
+    schemes: { signed: { type: 'rfc9421', keys: { 'worker-7': '${env:PC_METRICS_NEW}' } } } as never,
+  })
+  const m = createMetrics({ defaultMetrics: false, credentials: before })
+  for (const fp of [tokenFingerprint(OLD), tokenFingerprint(NEW), tokenFingerprint(STORED), keyFingerprint('worker-7'), keyFingerprint('worker-8'), 'token:jwt123'])
+    m.listener.decision(record({ fp }))
+  m.configReload('error', after)
+  t.match(await m.text(), `fingerprint="${tokenFingerprint(OLD)}"`, 'a failed reload changes nothing')
+  m.configReload('ok', after)
+  const text = await m.text()
+  t.notMatch(text, `fingerprint="${tokenFingerprint(OLD)}"`, 'the rotated-out token is gone')
+  t.notMatch(text, `fingerprint="${keyFingerprint('worker-8')}"`, 'the removed key id is gone')
+  for (const fp of [tokenFingerprint(NEW), tokenFingerprint(STORED), keyFingerprint('worker-7')]) t.match(text, `fingerprint="${fp}"`, `${fp} still configured: kept`)
+  t.match(text, 'fingerprint="token:jwt123"', 'a credential the config never named (a JWT) is left to the series bound')
+  for (const s of [OLD, NEW, STORED]) t.notMatch(text, s, 'no secret in the exposition')
+})

@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { REDIS_SERVER } from '../../redis-env.js'
 
-const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server'
 const START_TIMEOUT_MS = 5000
 
 export async function freePort(): Promise<number> {

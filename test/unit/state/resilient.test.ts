@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { createState, StoreUnavailableError, type OnStoreError, type State, type StateOptions } from '../../../src/state/index.js'
 import { PrivateRedis, freePort } from './private-redis.js'
+import { redisSkip } from '../../redis-env.js'
 
 const prefix = `portcullis-test:${randomBytes(6).toString('hex')}:`
 
@@ -27,7 +28,7 @@ function failure(p: Promise<unknown>): Promise<unknown> {
   return p.then(() => undefined, (err: unknown) => err)
 }
 
-t.test('killed, then restarted: each onStoreError mode, and recovery without a new State', async (t) => {
+t.test('killed, then restarted: each onStoreError mode, and recovery without a new State', { skip: redisSkip }, async (t) => {
   const server = new PrivateRedis(await freePort())
   await server.start()
   const changes: string[] = []
@@ -106,7 +107,7 @@ t.test('killed, then restarted: each onStoreError mode, and recovery without a n
   })
 })
 
-t.test('hung (SIGSTOP): a timeout marks the store down, a background probe brings it back', async (t) => {
+t.test('hung (SIGSTOP): a timeout marks the store down, a background probe brings it back', { skip: redisSkip }, async (t) => {
   const server = new PrivateRedis(await freePort())
   await server.start()
   const deny = await createState(options(server.url, 'deny'))
@@ -140,7 +141,7 @@ t.test('hung (SIGSTOP): a timeout marks the store down, a background probe bring
   t.equal(await deny.replay.remember('k', 60_000), false)
 })
 
-t.test('started while Redis is down: degraded, then ok once it comes up', async (t) => {
+t.test('started while Redis is down: degraded, then ok once it comes up', { skip: redisSkip }, async (t) => {
   const server = new PrivateRedis(await freePort())
   const started = performance.now()
   const deny = await createState(options(server.url, 'deny'))
@@ -157,7 +158,7 @@ t.test('started while Redis is down: degraded, then ok once it comes up', async 
   t.equal(await deny.replay.remember('x', 1000), true)
 })
 
-t.test('reconfigure: policy changes apply at once, store changes are reported', async (t) => {
+t.test('reconfigure: policy changes apply at once, store changes are reported', { skip: redisSkip }, async (t) => {
   const server = new PrivateRedis(await freePort())
   await server.start()
   const state: State = await createState(options(server.url, 'deny'))
