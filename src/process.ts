@@ -22,7 +22,7 @@ export interface RunningGateway {
   close(): Promise<void>
 }
 
-export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger }): Promise<RunningGateway> {
+export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger; /** lint findings for the `listening` line */ warnings?: string[] }): Promise<RunningGateway> {
   // Redis going away and coming back is logged once per change (the detail names no credential).
   const state = await createState({
     ...o.gateway.state,
@@ -56,7 +56,7 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
     },
     onResult: (result) => metrics?.configReload(result),
   })
-  o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file }, 'listening')
+  o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file, ...(o.warnings?.length ? { warnings: o.warnings } : {}) }, 'listening')
   return {
     url: server.url,
     ...(admin ? { adminUrl: admin.url } : {}),

@@ -18,7 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const USAGE = `usage: portcullis <command> [options]
 
   serve [--config PATH]        run the gateway (config: --config, $PORTCULLIS_CONFIG, ./gateway.yaml)
-  check [--config PATH]        validate the config, print the route table and lints
+  check [--config PATH] [--json]  validate the config, print the route table and lints
   keygen [--bytes N] [--encoding hex|base64url]
   fingerprint [TOKEN] [--full]
   sign --scheme worker-v1|rfc9421 ... URL [--send]

@@ -1,6 +1,7 @@
 // `portcullis serve`: refuses to start on any config error (one FILE:LINE:COL line each on stderr),
 // otherwise runs the gateway until SIGTERM/SIGINT, then drains in-flight requests and exits 0.
 import { loadConfigFile, formatFinding } from '../config/load.js'
+import { lintFindings } from '../config/lint.js'
 import { createLogger } from '../observe/logger.js'
 import { startGateway } from '../process.js'
 import { configPathFrom, parse } from './args.js'
@@ -13,9 +14,10 @@ export async function run(argv: string[]): Promise<number> {
     for (const f of [...result.errors, ...result.warnings]) process.stderr.write(formatFinding(f) + '\n')
     return 1
   }
-  for (const f of result.warnings) process.stderr.write(formatFinding(f) + '\n')
+  // DESIGN §6: the same warnings as `check`, on the `listening` line (reloads put theirs on `config.reload`).
+  const warnings = [...result.warnings, ...lintFindings(result.gateway, result.position).filter((f) => f.severity === 'warning')].map(formatFinding)
   const logger = createLogger()
-  const gateway = await startGateway({ file, gateway: result.gateway, logger })
+  const gateway = await startGateway({ file, gateway: result.gateway, logger, warnings })
   return new Promise<number>((resolve) => {
     let stopping = false
     const stop = (signal: string) => {

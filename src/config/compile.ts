@@ -1,6 +1,7 @@
 // Turns a validated gateway.yaml into what the request path uses: digests of secrets, route matchers,
 // per-route authenticators and limits. Runs once per load; nothing on the request path re-reads config.
 import { isIP } from 'node:net'
+import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { GatewayConfigFile, RouteFile } from './schema.js'
 import { durationMs, sizeBytes, type CompileContext, type ConfigPath } from './types.js'
 import { isReference, isStoredDigest, resolveReference } from './secrets.js'
@@ -13,6 +14,7 @@ import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem } from '../proxy/assertion.js'
+import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
 
 export interface Listen {
   host: string
@@ -62,8 +64,16 @@ export interface Gateway {
     listen: Listen
     bodyLimit: number
     shutdownGraceMs: number
+    /** As written (for lints); the request path uses `trusted`. */
     trustProxy: boolean | string[]
-    tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer }
+    /** server.trustProxy compiled: is this peer address a trusted proxy? */
+    trusted: TrustedProxies
+    /**
+     * The files' contents as read by THIS load (every load and reload reads them afresh). `secureContext` is
+     * what a running HTTPS server passes to `server.setSecureContext()` on reload: new connections then use
+     * the new certificate, key and client CA.
+     */
+    tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer; secureContext: SecureContextOptions }
   }
   admin?: { listen: Listen }
   state: {
@@ -107,12 +117,80 @@ function rateLimitPolicy(spec: { max: number; window: string | number; by?: 'ide
   return { max: spec.max, windowMs: durationMs(spec.window), by: spec.by ?? 'identity' }
 }
 
+/** DESIGN §3.1: a certificate, key or CA that does not load is a config error now, not a failed handshake later. */
+function compileTls(ctx: CompileContext, cert: Buffer, key: Buffer, clientCa: Buffer | undefined): Gateway['server']['tls'] {
+  const loads = (options: SecureContextOptions): string | undefined => {
+    try {
+      createSecureContext(options)
+      return undefined
+    } catch (err) {
+      // OpenSSL's reason (e.g. "PEM routines::no start line"); never the file's contents.
+      return (err as Error).message
+    }
+  }
+  let ok = true
+  const check = (field: string, options: SecureContextOptions, what: string) => {
+    const problem = loads(options)
+    if (problem) {
+      ctx.error(['server', 'tls', field], `${what} does not load: ${problem}`)
+      ok = false
+    }
+  }
+  check('cert', { cert }, 'the certificate')
+  check('key', { key }, 'the private key')
+  if (clientCa) check('clientCa', { ca: clientCa }, 'the CA certificate')
+  const secureContext: SecureContextOptions = { cert, key, ...(clientCa ? { ca: clientCa } : {}) }
+  if (ok) check('key', secureContext, 'the private key with this certificate')
+  if (!ok) return undefined
+  return { cert, key, ...(clientCa ? { clientCa } : {}), secureContext }
+}
+
+/** Each trustProxy entry checked here (at its own position), so compileTrust never sees a bad one. */
+function compileTrustProxy(ctx: CompileContext, trust: boolean | string[]): TrustedProxies {
+  if (typeof trust === 'boolean') return compileTrust(trust)
+  const good: string[] = []
+  trust.forEach((entry, i) => {
+    const parsed = parseTrustEntry(entry)
+    if (parsed.ok) good.push(entry)
+    else ctx.error(['server', 'trustProxy', i], parsed.message)
+  })
+  return compileTrust(good)
+}
+
+/** The same context, counting the errors it records: a part that recorded one is broken (see `broken` below). */
+function countingContext(ctx: CompileContext): CompileContext & { errors(): number } {
+  let n = 0
+  return {
+    file: ctx.file,
+    error: (path, message) => {
+      n++
+      ctx.error(path, message)
+    },
+    warn: (path, message) => ctx.warn(path, message),
+    secret: (path, ref) => {
+      const value = ctx.secret(path, ref)
+      if (value === undefined) n++
+      return value
+    },
+    readFile: (path, filePath) => {
+      const data = ctx.readFile(path, filePath)
+      if (data === undefined) n++
+      return data
+    },
+    errors: () => n,
+  }
+}
+
 export function compileGateway(
   raw: GatewayConfigFile,
-  ctx: CompileContext,
+  outer: CompileContext,
   env: NodeJS.ProcessEnv,
   positionOf: (path: ConfigPath) => { line: number; col: number },
 ): Gateway {
+  const ctx = countingContext(outer)
+  // Methods whose own config already gave an error: a route naming one is not another error (one root
+  // cause, one error — DESIGN §1), it just does not compile.
+  const broken = new Set<string>()
   const server = raw.server!
   const listen = parseListen(server.listen!)
   if (!listen) ctx.error(['server', 'listen'], 'must be host:port, e.g. 127.0.0.1:8080 or "[::1]:8080"')
@@ -121,8 +199,9 @@ export function compileGateway(
     const cert = ctx.readFile(['server', 'tls', 'cert'], server.tls.cert)
     const key = ctx.readFile(['server', 'tls', 'key'], server.tls.key)
     const clientCa = server.tls.clientCa ? ctx.readFile(['server', 'tls', 'clientCa'], server.tls.clientCa) : undefined
-    if (cert && key) tls = { cert, key, ...(clientCa ? { clientCa } : {}) }
+    if (cert && key && (clientCa || !server.tls.clientCa)) tls = compileTls(ctx, cert, key, clientCa)
   }
+  const trusted = compileTrustProxy(ctx, server.trustProxy ?? false)
   let admin: Gateway['admin']
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
@@ -173,6 +252,7 @@ export function compileGateway(
         const path = Array.isArray(value) ? [...at, key, j] : [...at, key]
         const secret = isStoredDigest(ref) ? ref : ctx.secret(path, ref)
         if (secret !== undefined) add(secret, path)
+        else broken.add(key)
       })
     }
     each(id.bearer, 'bearer', (s, path) => {
@@ -190,8 +270,10 @@ export function compileGateway(
   if (tokens.size) authenticators.set('bearer', createBearerAuthenticator(tokens))
   if (apiKeys.size) authenticators.set('apiKey', createApiKeyAuthenticator(apiKeys))
   for (const [method, factory] of Object.entries(IDENTITY_METHOD_FACTORIES)) {
+    const before = ctx.errors()
     const a = factory(raw, ctx)
     if (a) authenticators.set(method, a)
+    if (ctx.errors() > before) broken.add(method)
   }
   for (const [name, spec] of Object.entries(raw.schemes ?? {})) {
     if (authenticators.has(name) || name === 'mtls') {
@@ -201,10 +283,13 @@ export function compileGateway(
     const factory = SCHEME_FACTORIES[spec.type]
     if (!factory) {
       ctx.error(['schemes', name, 'type'], `scheme type "${spec.type}" is not available in this build`)
+      broken.add(name)
       continue
     }
+    const before = ctx.errors()
     const a = factory(name, spec, ctx, ['schemes', name])
-    if (a) authenticators.set(name, a)
+    if (a && ctx.errors() === before) authenticators.set(name, a)
+    else broken.add(name)
   }
 
   const forwardSpec = raw.forward ?? {}
@@ -223,7 +308,7 @@ export function compileGateway(
   const af = raw.defaults?.authFailures
   const authFailures = af ? { max: af.max, windowMs: durationMs(af.window) } : null
 
-  const known = [...authenticators.keys()]
+  const known = [...authenticators.keys(), ...broken]
   const routes: CompiledRoute[] = []
   raw.routes.forEach((spec, i) => {
     const at: ConfigPath = ['routes', i]
@@ -242,6 +327,7 @@ export function compileGateway(
     const auth: Authenticator[] = []
     ;(spec.auth ?? []).forEach((name, j) => {
       const a = authenticators.get(name)
+      if (!a && broken.has(name)) return
       if (!a) {
         const hint = name === 'bearer' || name === 'apiKey' || name === 'mtls' ? ` (no identity has ${name === 'mtls' ? 'an mtls subject/san' : `a ${name}`})` : ''
         ctx.error([...at, 'auth', j], `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
@@ -285,6 +371,7 @@ export function compileGateway(
       bodyLimit: sizeBytes(server.bodyLimit!),
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
+      trusted,
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),

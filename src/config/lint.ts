@@ -1,7 +1,9 @@
 // `portcullis check`'s lints over a compiled config (DESIGN §1): shadowed routes, worker-v1 in use,
-// plain-text non-loopback listeners, trustProxy wider than a private range.
+// plain-text non-loopback listeners, trustProxy wider than a private range, `loopback: allow` behind a
+// trusted loopback proxy.
 import { BlockList, isIP } from 'node:net'
 import type { CompiledRoute, Gateway } from './compile.js'
+import type { Finding } from './load.js'
 
 export interface Lint {
   severity: 'error' | 'warning'
@@ -91,5 +93,22 @@ export function lintGateway(gw: Gateway): Lint[] {
       if (widerThanPrivate(cidr)) out.push({ severity: 'warning', path: ['server', 'trustProxy', i], message: `trustProxy entry ${cidr} is wider than a private range` })
     })
   }
+  // A proxy on this host makes every client it forwards look like loopback at the socket.
+  const loopbackTrusted = gw.server.trusted('127.0.0.1') || gw.server.trusted('::1')
+  if (loopbackTrusted) {
+    for (const r of gw.routes) {
+      if (!r.loopbackAllow) continue
+      out.push({
+        severity: 'warning',
+        path: ['routes', r.index, 'loopback'],
+        message: `route "${r.id}" has loopback: allow while server.trustProxy holds a loopback address: requests a local proxy forwards come from the loopback socket and pass as "localhost"`,
+      })
+    }
+  }
   return out
+}
+
+/** The lints as findings at their FILE:LINE:COL: what `check` prints and `serve` / reload log as `warnings`. */
+export function lintFindings(gw: Gateway, position: (path: (string | number)[]) => { line: number; col: number }): Finding[] {
+  return lintGateway(gw).map((l) => ({ file: gw.file, ...position(l.path), severity: l.severity, message: l.message }))
 }

@@ -2,7 +2,7 @@
 // Every problem becomes one Finding with file, line and column; values of secrets are never quoted.
 import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml'
 import { GatewayConfigSchema, SCHEME_SCHEMAS, type GatewayConfigFile } from './schema.js'
 import type { CompileContext, ConfigPath } from './types.js'
 import { resolveSecret } from './secrets.js'
@@ -70,6 +70,23 @@ class Positions {
     const p = this.lines.linePos(offset)
     return { line: p.line, col: p.col }
   }
+}
+
+/**
+ * Where toJS() gave up: the alias that took a scalar anchor past the library's default of 100 uses (the
+ * anchor itself counts one), else the first alias, else the top of the file.
+ */
+function libraryLimitPosition(doc: Document, lines: LineCounter): { line: number; col: number } {
+  const aliases: number[] = []
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.range) aliases.push(node.range[0])
+    },
+  })
+  const offset = aliases[99] ?? aliases[0]
+  if (offset === undefined) return { line: 1, col: 1 }
+  const p = lines.linePos(offset)
+  return { line: p.line, col: p.col }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -165,7 +182,15 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   if (errors.length) return { ok: false, errors, warnings }
 
   const positions = new Positions(doc, lines)
-  const data = doc.toJS() as unknown
+  let data: unknown
+  try {
+    // The library's own limits stay at its defaults (maxAliasCount 100): past them it throws here.
+    data = doc.toJS()
+  } catch (err) {
+    const { line, col } = libraryLimitPosition(doc, lines)
+    errors.push({ file, line, col, severity: 'error', message: `YAML: ${(err as Error).message}` })
+    return { ok: false, errors, warnings }
+  }
   const push = (list: Finding[], severity: Finding['severity'], path: ConfigPath, message: string, key = false) => {
     const { line, col } = positions.at(path, key)
     list.push({ file, line, col, severity, message })
@@ -203,7 +228,14 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
       }
     },
   }
-  const gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
+  let gateway: Gateway
+  try {
+    gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
+  } catch (err) {
+    // A bug in a compile step must still be a located config error, never an unhandled rejection
+    // (on reload that would be silent, and uncounted).
+    errors.push({ file, line: 1, col: 1, severity: 'error', message: `config could not be compiled: ${(err as Error).message}` })
+  }
   if (errors.length) return { ok: false, errors, warnings }
-  return { ok: true, gateway, warnings, position: (path) => positions.at(path) }
+  return { ok: true, gateway: gateway!, warnings, position: (path) => positions.at(path) }
 }
