@@ -181,6 +181,21 @@ function countingContext(ctx: CompileContext): CompileContext & { errors(): numb
   }
 }
 
+/**
+ * Compiles each entry of a list on its own: one that throws (a shape the schema already refused, since
+ * compile also runs on a file with schema errors so every problem shows in one run) is an error at that
+ * entry, and the others still compile.
+ */
+function eachEntry<T>(ctx: CompileContext, list: readonly T[], at: (i: number) => ConfigPath, compile: (item: T, i: number) => void): void {
+  list.forEach((item, i) => {
+    try {
+      compile(item, i)
+    } catch (err) {
+      ctx.error(at(i), `could not be compiled: ${(err as Error).message}`)
+    }
+  })
+}
+
 export function compileGateway(
   raw: GatewayConfigFile,
   outer: CompileContext,
@@ -221,7 +236,8 @@ export function compileGateway(
   if (state.store === 'redis' && !state.redis) ctx.error(['state', 'store'], 'store: redis needs state.redis.url')
 
   const upstreams = new Map<string, Upstream>()
-  for (const [name, spec] of Object.entries(raw.upstreams)) {
+  const upstreamEntries = Object.entries(raw.upstreams)
+  eachEntry(ctx, upstreamEntries, (i) => ['upstreams', upstreamEntries[i]![0]], ([name, spec]) => {
     let url: URL | undefined
     try {
       url = new URL(spec.url)
@@ -230,16 +246,16 @@ export function compileGateway(
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
       ctx.error(['upstreams', name, 'url'], 'must be an http:// or https:// URL without query, fragment or credentials')
-      continue
+      return
     }
     upstreams.set(name, { name, origin: url.origin, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!) })
-  }
+  })
 
   // Identities → the identity-based methods (bearer, apiKey, mtls).
   const tokens = new CredentialTable()
   const apiKeys = new Map<string, CredentialTable>()
   const names = new Set<string>()
-  ;(raw.identities ?? []).forEach((id, i) => {
+  eachEntry(ctx, raw.identities ?? [], (i) => ['identities', i], (id, i) => {
     const at: ConfigPath = ['identities', i]
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
@@ -287,7 +303,12 @@ export function compileGateway(
       continue
     }
     const before = ctx.errors()
-    const a = factory(name, spec, ctx, ['schemes', name])
+    let a: Authenticator | undefined
+    try {
+      a = factory(name, spec, ctx, ['schemes', name])
+    } catch (err) {
+      ctx.error(['schemes', name], `could not be compiled: ${(err as Error).message}`)
+    }
     if (a && ctx.errors() === before) authenticators.set(name, a)
     else broken.add(name)
   }
@@ -310,7 +331,7 @@ export function compileGateway(
 
   const known = [...authenticators.keys(), ...broken]
   const routes: CompiledRoute[] = []
-  raw.routes.forEach((spec, i) => {
+  eachEntry(ctx, raw.routes, (i) => ['routes', i], (spec, i) => {
     const at: ConfigPath = ['routes', i]
     if ((spec.path === undefined) === (spec.prefix === undefined)) {
       ctx.error(at, 'a route needs exactly one of path or prefix')

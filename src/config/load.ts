@@ -196,34 +196,55 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
     list.push({ file, line, col, severity, message })
   }
 
+  // Where the schema refused something: compile still runs on the rest of the file (every problem, one
+  // run), but says nothing more about those sections (one root cause, one error).
+  const refused: ConfigPath[] = []
   if (!validateFile(data)) {
-    for (const d of describeAjvErrors(validateFile.errors ?? [], [])) push(errors, 'error', d.path, d.message, d.key)
+    for (const d of describeAjvErrors(validateFile.errors ?? [], [])) {
+      push(errors, 'error', d.path, d.message, d.key)
+      refused.push(d.path)
+    }
   }
   // Scheme bodies are checked even when the rest of the file has problems: every problem, one run.
   const schemes = isObject(data) && isObject(data.schemes) ? data.schemes : {}
   for (const [name, spec] of Object.entries(schemes)) {
     const validate = isObject(spec) && typeof spec.type === 'string' && Object.hasOwn(validateScheme, spec.type) ? validateScheme[spec.type]! : undefined
     if (validate && !validate(spec)) {
-      for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) push(errors, 'error', d.path, d.message, d.key)
+      for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) {
+        push(errors, 'error', d.path, d.message, d.key)
+        refused.push(d.path)
+      }
     }
   }
-  if (errors.length) return { ok: false, errors, warnings }
+  const schemaFailed = errors.length > 0
+  // A refusal of the whole document (not a map, a required top-level key missing) leaves nothing to compile.
+  if (refused.some((p) => p.length === 0) || !isObject(data)) return { ok: false, errors, warnings }
+  /** In a section (`routes[3]`, `schemes.x`, `server.tls`) the schema already refused: stay quiet there. */
+  const quiet = (path: ConfigPath) =>
+    refused.some((p) => {
+      const k = Math.min(2, p.length, path.length)
+      for (let i = 0; i < k; i++) if (String(p[i]) !== String(path[i])) return false
+      return true
+    })
+  const record = (list: Finding[], severity: Finding['severity'], path: ConfigPath, message: string) => {
+    if (!quiet(path)) push(list, severity, path, `${fieldName(path)}: ${message}`)
+  }
 
   const ctx: CompileContext = {
     file,
-    error: (path, message) => push(errors, 'error', path, `${fieldName(path)}: ${message}`),
-    warn: (path, message) => push(warnings, 'warning', path, `${fieldName(path)}: ${message}`),
+    error: (path, message) => record(errors, 'error', path, message),
+    warn: (path, message) => record(warnings, 'warning', path, message),
     secret: (path, ref) => {
       const r = resolveSecret(ref, env)
       if (r.ok) return r.value
-      push(errors, 'error', path, `${fieldName(path)}: ${r.message}`)
+      record(errors, 'error', path, r.message)
       return undefined
     },
     readFile: (path, filePath) => {
       try {
         return readFileSync(filePath)
       } catch (err) {
-        push(errors, 'error', path, `${fieldName(path)}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+        record(errors, 'error', path, `cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)
         return undefined
       }
     },
@@ -232,9 +253,10 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   try {
     gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
   } catch (err) {
-    // A bug in a compile step must still be a located config error, never an unhandled rejection
-    // (on reload that would be silent, and uncounted).
-    errors.push({ file, line: 1, col: 1, severity: 'error', message: `config could not be compiled: ${(err as Error).message}` })
+    // On a file the schema refused, compile is best effort (its findings add to the schema's). Otherwise this
+    // is a bug in a compile step: still a located config error, never an unhandled rejection (on reload
+    // that would be silent, and uncounted).
+    if (!schemaFailed) errors.push({ file, line: 1, col: 1, severity: 'error', message: `config could not be compiled: ${(err as Error).message}` })
   }
   if (errors.length) return { ok: false, errors, warnings }
   return { ok: true, gateway: gateway!, warnings, position: (path) => positions.at(path) }
