@@ -153,7 +153,7 @@ t.test('trustProxy wider than a private range is a warning per entry', async (t)
   for (const wide of ['0.0.0.0/0', '::/0', '10.0.0.0/7', '172.16.0.0/8', '8.8.8.0/24']) {
     t.equal(load(ONE_ROUTE, { server: `  listen: 127.0.0.1:0\n  trustProxy: ["${wide}"]\n` }).lints.length, 1, `${wide} warns`)
   }
-  for (const narrow of ['10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', '127.0.0.1', 'fc00::/7', '::1']) {
+  for (const narrow of ['10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', '127.0.0.1', 'fc00::/7', '::1', '::ffff:10.0.0.0/104', '::ffff:192.168.1.1']) {
     t.same(load(ONE_ROUTE, { server: `  listen: 127.0.0.1:0\n  trustProxy: ["${narrow}"]\n` }).lints, [], `${narrow} is fine`)
   }
   t.equal(load(ONE_ROUTE, { server: '  listen: 127.0.0.1:0\n  trustProxy: true\n' }).lints.length, 1, 'trustProxy: true warns')

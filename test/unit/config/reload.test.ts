@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import { keepListeners, watchConfig } from '../../../src/config/reload.js'
 import { loadConfigText } from '../../../src/config/load.js'
 import type { Gateway } from '../../../src/config/compile.js'
+import type { AuthRequest } from '../../../src/auth/types.js'
 
 const ENV = { RELOAD_TOKEN: 'r'.repeat(40) }
 
@@ -33,6 +34,12 @@ function compile(text: string): Gateway {
   const r = loadConfigText(text, 'gateway.yaml', ENV)
   if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('\n'))
   return r.gateway
+}
+
+function bearerOf(gw: Gateway, token: string): string | undefined {
+  const req = { raw: { headers: { authorization: `Bearer ${token}` } }, method: 'GET', path: '/', query: '', target: '/', tls: false, now: Date.now() } as unknown as AuthRequest
+  const out = gw.authenticators.get('bearer')!.authenticate(req) as { kind: string; identity?: { name: string } }
+  return out.kind === 'identity' ? out.identity!.name : undefined
 }
 
 function fakeLogger() {
@@ -191,7 +198,8 @@ t.test('server.tls files and ${file:} secrets are re-read on every reload; new T
   t.equal(lines.at(-1)!.level, 'info', 'no restart required for new TLS file contents')
   t.equal(String(current.server.tls!.secureContext.ca), b.ca.cert, 'the removed CA is gone from the config in service')
   t.notOk(String(current.server.tls!.clientCa).includes(a.ca.cert))
-  t.equal(current.authenticators.get('bearer')!.name, 'bearer')
+  t.equal(bearerOf(current, 'g'.repeat(40)), 'op', 'the ${file:} secret was read afresh')
+  t.equal(bearerOf(current, 'f'.repeat(40)), undefined, 'the old token is gone')
 
   writeFileSync(join(dir, 'bad.key'), 'not a key')
   writeFileSync(file, text.replace(a.server.keyFile, join(dir, 'bad.key')))
