@@ -14,9 +14,9 @@ const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, env, u
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const FINDING = /^(.+):([0-9]+):([0-9]+): (error|warning): (.+)$/
 
-function get(base: string, path: string, token?: string): Promise<number | undefined> {
+function get(base: string, path: string, token?: string, extra: Record<string, string> = {}): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const req = request(base + path, { headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: 10_000 }, (res) => {
+    const req = request(base + path, { headers: { ...extra, ...(token ? { authorization: `Bearer ${token}` } : {}) }, timeout: 10_000 }, (res) => {
       res.resume()
       res.on('end', () => resolve(res.statusCode))
       res.on('error', () => resolve(undefined))
@@ -160,6 +160,10 @@ t.test('lint warnings are on the listening and config.reload lines; loopback: al
 
   const gw = await startGateway(text, ENV)
   t.teardown(() => gw.stop())
+  // trustProxy compiled at load is what the request path uses: the trusted loopback peer's X-Forwarded-For is the client.
+  t.equal(await get(gw.url, '/local', ALICE, { 'x-forwarded-for': '198.51.100.7' }), 200)
+  const audit = await gw.waitForLog((l) => l.msg === 'auth' && l.path === '/local')
+  t.equal(audit.ip, '198.51.100.7')
   const listening = gw.logs().find((l) => l.msg === 'listening')!
   t.ok(Array.isArray(listening.warnings), 'listening carries warnings')
   t.match((listening.warnings as string[]).join('\n'), /warning: .*loopback: allow.*trustProxy/)
