@@ -6,6 +6,14 @@ import { lintFindings } from '../config/lint.js'
 import type { Gateway } from '../config/compile.js'
 import { configPathFrom, parse } from './args.js'
 
+const USAGE = `usage: portcullis check [--config PATH] [--json]
+
+Validates the config exactly as serve does (secrets resolved, TLS files read), prints the route table and
+every finding as FILE:LINE:COL: error|warning: message. --json prints one document instead:
+{"valid": bool, "findings": [{"file","line","col","severity","message"}], "routes": [...]}.
+Config: --config, then $PORTCULLIS_CONFIG, then ./gateway.yaml. Exit 0 valid (warnings allowed), 1 on any error.
+`
+
 /** One row of the route table, as `--json` prints it. */
 interface RouteRow {
   index: number | null
@@ -67,7 +75,11 @@ function table(list: RouteRow[]): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string' }, json: { type: 'boolean' } })
+  const { values } = parse(argv, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
   const file = configPathFrom(values.config)
   const result = await loadConfigFile(file)
   const findings: Finding[] = result.ok ? [...result.warnings, ...lintFindings(result.gateway, result.position)] : [...result.errors, ...result.warnings]

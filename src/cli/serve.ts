@@ -7,7 +7,11 @@ import { startGateway } from '../process.js'
 import { configPathFrom, parse } from './args.js'
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string' } })
+  const { values } = parse(argv, { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
+  if (values.help) {
+    process.stdout.write('usage: portcullis serve [--config PATH]\n\nRuns the gateway. Config: --config, then $PORTCULLIS_CONFIG, then ./gateway.yaml.\nRefuses to start (exit 1, one FILE:LINE:COL line per problem on stderr) on any config error.\n')
+    return 0
+  }
   const file = configPathFrom(values.config)
   const result = await loadConfigFile(file)
   if (!result.ok) {

@@ -99,3 +99,11 @@ routes:
   t.equal(badDoc.findings.filter((f) => f.severity === 'error').length, 1, JSON.stringify(badDoc.findings))
   t.same(badDoc.routes, [])
 })
+
+t.test('check and serve answer --help with their own usage, exit 0', async (t) => {
+  for (const sub of ['check', 'serve']) {
+    const r = await cli([sub, '--help'])
+    t.equal(r.code, 0, sub)
+    t.match(r.stdout, new RegExp(`^usage: portcullis ${sub} \\[--config PATH\\]`))
+  }
+})
