@@ -23,7 +23,7 @@ export interface RunningGateway {
   close(): Promise<void>
 }
 
-export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger }): Promise<RunningGateway> {
+export async function startGateway(o: { file: string; gateway: Gateway; logger: Logger; /** lint findings for the `listening` line */ warnings?: string[] }): Promise<RunningGateway> {
   // Redis going away and coming back is logged once per change (the detail names no credential).
   const state = await createState({
     ...o.gateway.state,
@@ -58,7 +58,7 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
     // A credential the new config no longer names loses its last-used series (DESIGN §6).
     onResult: (result) => metrics?.configReload(result, result === 'ok' ? configuredFingerprints(server.runtime.gateway.raw) : undefined),
   })
-  o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file }, 'listening')
+  o.logger.info({ url: server.url, ...(admin ? { admin: admin.url } : {}), config: o.file, ...(o.warnings?.length ? { warnings: o.warnings } : {}) }, 'listening')
   return {
     url: server.url,
     ...(admin ? { adminUrl: admin.url } : {}),

@@ -110,7 +110,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       // New connections use the reloaded certificate, key and client CA (a CA removed from clientCa
       // stops being trusted); a listener switching between TLS and plain text needs a restart.
       const nextTls = next.server.tls
-      if (tls && nextTls) (server as unknown as TlsServer).setSecureContext({ cert: nextTls.cert, key: nextTls.key, ...(nextTls.clientCa ? { ca: nextTls.clientCa } : {}) })
+      if (tls && nextTls) (server as unknown as TlsServer).setSecureContext(nextTls.secureContext)
       Object.assign(server, timeouts(next))
       runtime.gateway = next
     },

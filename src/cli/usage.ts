@@ -68,7 +68,7 @@ Prints "portcullis <version>".
 export const OVERVIEW = `usage: portcullis <command> [options]     (portcullis <command> --help for its options)
 
   serve [--config PATH]        run the gateway (config: --config, $PORTCULLIS_CONFIG, ./gateway.yaml)
-  check [--config PATH]        validate the config, print the route table and lints
+  check [--config PATH] [--json]  validate the config, print the route table and lints
   schema                       print the JSON Schema of gateway.yaml (for editors)
   keygen [--bytes N] [--encoding hex|base64url]
   fingerprint [TOKEN] [--full]

@@ -1,6 +1,7 @@
 // Turns a validated gateway.yaml into what the request path uses: digests of secrets, route matchers,
 // per-route authenticators and limits. Runs once per load; nothing on the request path re-reads config.
 import { isIP } from 'node:net'
+import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { GatewayConfigFile, RouteFile } from './schema.js'
 import { durationMs, sizeBytes, type CompileContext, type ConfigPath } from './types.js'
 import { isReference, isStoredDigest, resolveReference } from './secrets.js'
@@ -13,6 +14,7 @@ import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
+import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
 
 export interface Listen {
   host: string
@@ -78,8 +80,16 @@ export interface Gateway {
     /** All request bodies held in memory at once, across requests (503 OVERLOADED beyond). */
     bufferLimit: number
     shutdownGraceMs: number
+    /** As written (for lints); the request path uses `trusted`. */
     trustProxy: boolean | string[]
-    tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer }
+    /** server.trustProxy compiled: is this peer address a trusted proxy? */
+    trusted: TrustedProxies
+    /**
+     * The files' contents as read by THIS load (every load and reload reads them afresh). `secureContext` is
+     * what a running HTTPS server passes to `server.setSecureContext()` on reload: new connections then use
+     * the new certificate, key and client CA.
+     */
+    tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer; secureContext: SecureContextOptions }
   }
   admin?: { listen: Listen }
   state: {
@@ -123,12 +133,95 @@ function rateLimitPolicy(spec: { max: number; window: string | number; by?: 'ide
   return { max: spec.max, windowMs: durationMs(spec.window), by: spec.by ?? 'identity' }
 }
 
+/** DESIGN §3.1: a certificate, key or CA that does not load is a config error now, not a failed handshake later. */
+function compileTls(ctx: CompileContext, cert: Buffer, key: Buffer, clientCa: Buffer | undefined): Gateway['server']['tls'] {
+  const loads = (options: SecureContextOptions): string | undefined => {
+    try {
+      createSecureContext(options)
+      return undefined
+    } catch (err) {
+      // OpenSSL's reason (e.g. "PEM routines::no start line"); never the file's contents.
+      return (err as Error).message
+    }
+  }
+  let ok = true
+  const check = (field: string, options: SecureContextOptions, what: string) => {
+    const problem = loads(options)
+    if (problem) {
+      ctx.error(['server', 'tls', field], `${what} does not load: ${problem}`)
+      ok = false
+    }
+  }
+  check('cert', { cert }, 'the certificate')
+  check('key', { key }, 'the private key')
+  if (clientCa) check('clientCa', { ca: clientCa }, 'the CA certificate')
+  const secureContext: SecureContextOptions = { cert, key, ...(clientCa ? { ca: clientCa } : {}) }
+  if (ok) check('key', secureContext, 'the private key with this certificate')
+  if (!ok) return undefined
+  return { cert, key, ...(clientCa ? { clientCa } : {}), secureContext }
+}
+
+/** Each trustProxy entry checked here (at its own position), so compileTrust never sees a bad one. */
+function compileTrustProxy(ctx: CompileContext, trust: boolean | string[]): TrustedProxies {
+  if (typeof trust === 'boolean') return compileTrust(trust)
+  const good: string[] = []
+  trust.forEach((entry, i) => {
+    const parsed = parseTrustEntry(entry)
+    if (parsed.ok) good.push(entry)
+    else ctx.error(['server', 'trustProxy', i], parsed.message)
+  })
+  return compileTrust(good)
+}
+
+/** The same context, counting the errors it records: a part that recorded one is broken (see `broken` below). */
+function countingContext(ctx: CompileContext): CompileContext & { errors(): number } {
+  let n = 0
+  return {
+    file: ctx.file,
+    error: (path, message) => {
+      n++
+      ctx.error(path, message)
+    },
+    warn: (path, message) => ctx.warn(path, message),
+    secret: (path, ref) => {
+      const value = ctx.secret(path, ref)
+      if (value === undefined) n++
+      return value
+    },
+    readFile: (path, filePath) => {
+      const data = ctx.readFile(path, filePath)
+      if (data === undefined) n++
+      return data
+    },
+    errors: () => n,
+  }
+}
+
+/**
+ * Compiles each entry of a list on its own: one that throws (a shape the schema already refused, since
+ * compile also runs on a file with schema errors so every problem shows in one run) is an error at that
+ * entry, and the others still compile.
+ */
+function eachEntry<T>(ctx: CompileContext, list: readonly T[], at: (i: number) => ConfigPath, compile: (item: T, i: number) => void): void {
+  list.forEach((item, i) => {
+    try {
+      compile(item, i)
+    } catch (err) {
+      ctx.error(at(i), `could not be compiled: ${(err as Error).message}`)
+    }
+  })
+}
+
 export function compileGateway(
   raw: GatewayConfigFile,
-  ctx: CompileContext,
+  outer: CompileContext,
   env: NodeJS.ProcessEnv,
   positionOf: (path: ConfigPath) => { line: number; col: number },
 ): Gateway {
+  const ctx = countingContext(outer)
+  // Methods whose own config already gave an error: a route naming one is not another error (one root
+  // cause, one error — DESIGN §1), it just does not compile.
+  const broken = new Set<string>()
   const server = raw.server!
   const listen = parseListen(server.listen!)
   if (!listen) ctx.error(['server', 'listen'], 'must be host:port, e.g. 127.0.0.1:8080 or "[::1]:8080"')
@@ -137,12 +230,13 @@ export function compileGateway(
     const cert = ctx.readFile(['server', 'tls', 'cert'], server.tls.cert)
     const key = ctx.readFile(['server', 'tls', 'key'], server.tls.key)
     const clientCa = server.tls.clientCa ? ctx.readFile(['server', 'tls', 'clientCa'], server.tls.clientCa) : undefined
-    if (cert && key) tls = { cert, key, ...(clientCa ? { clientCa } : {}) }
+    if (cert && key && (clientCa || !server.tls.clientCa)) tls = compileTls(ctx, cert, key, clientCa)
   }
   // One body of bodyLimit must fit in the buffer budget, or every signed request would be refused.
   if (server.bufferLimit !== undefined && server.bodyLimit !== undefined && sizeBytes(server.bufferLimit) < sizeBytes(server.bodyLimit)) {
     ctx.error(['server', 'bufferLimit'], 'must be at least server.bodyLimit')
   }
+  const trusted = compileTrustProxy(ctx, server.trustProxy ?? false)
   let admin: Gateway['admin']
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
@@ -162,7 +256,8 @@ export function compileGateway(
   if (state.store === 'redis' && !state.redis) ctx.error(['state', 'store'], 'store: redis needs state.redis.url')
 
   const upstreams = new Map<string, Upstream>()
-  for (const [name, spec] of Object.entries(raw.upstreams)) {
+  const upstreamEntries = Object.entries(raw.upstreams)
+  eachEntry(ctx, upstreamEntries, (i) => ['upstreams', upstreamEntries[i]![0]], ([name, spec]) => {
     let url: URL | undefined
     try {
       url = new URL(spec.url)
@@ -171,16 +266,16 @@ export function compileGateway(
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
       ctx.error(['upstreams', name, 'url'], 'must be an http:// or https:// URL without query, fragment or credentials')
-      continue
+      return
     }
     upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!), connections: spec.connections ?? 128 })
-  }
+  })
 
   // Identities → the identity-based methods (bearer, apiKey, mtls).
   const tokens = new CredentialTable()
   const apiKeys = new Map<string, CredentialTable>()
   const names = new Set<string>()
-  ;(raw.identities ?? []).forEach((id, i) => {
+  eachEntry(ctx, raw.identities ?? [], (i) => ['identities', i], (id, i) => {
     const at: ConfigPath = ['identities', i]
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
@@ -193,6 +288,7 @@ export function compileGateway(
         const path = Array.isArray(value) ? [...at, key, j] : [...at, key]
         const secret = isStoredDigest(ref) ? ref : ctx.secret(path, ref)
         if (secret !== undefined) add(secret, path)
+        else broken.add(key)
       })
     }
     each(id.bearer, 'bearer', (s, path) => {
@@ -210,8 +306,10 @@ export function compileGateway(
   if (tokens.size) authenticators.set('bearer', createBearerAuthenticator(tokens))
   if (apiKeys.size) authenticators.set('apiKey', createApiKeyAuthenticator(apiKeys))
   for (const [method, factory] of Object.entries(IDENTITY_METHOD_FACTORIES)) {
+    const before = ctx.errors()
     const a = factory(raw, ctx)
     if (a) authenticators.set(method, a)
+    if (ctx.errors() > before) broken.add(method)
   }
   for (const [name, spec] of Object.entries(raw.schemes ?? {})) {
     if (authenticators.has(name) || name === 'mtls') {
@@ -221,10 +319,18 @@ export function compileGateway(
     const factory = SCHEME_FACTORIES[spec.type]
     if (!factory) {
       ctx.error(['schemes', name, 'type'], `scheme type "${spec.type}" is not available in this build`)
+      broken.add(name)
       continue
     }
-    const a = factory(name, spec, ctx, ['schemes', name])
-    if (a) authenticators.set(name, a)
+    const before = ctx.errors()
+    let a: Authenticator | undefined
+    try {
+      a = factory(name, spec, ctx, ['schemes', name])
+    } catch (err) {
+      ctx.error(['schemes', name], `could not be compiled: ${(err as Error).message}`)
+    }
+    if (a && ctx.errors() === before) authenticators.set(name, a)
+    else broken.add(name)
   }
 
   const forwardSpec = raw.forward ?? {}
@@ -243,9 +349,9 @@ export function compileGateway(
   const af = raw.defaults?.authFailures
   const authFailures = af ? { max: af.max, windowMs: durationMs(af.window) } : null
 
-  const known = [...authenticators.keys()]
+  const known = [...authenticators.keys(), ...broken]
   const routes: CompiledRoute[] = []
-  raw.routes.forEach((spec, i) => {
+  eachEntry(ctx, raw.routes, (i) => ['routes', i], (spec, i) => {
     const at: ConfigPath = ['routes', i]
     if ((spec.path === undefined) === (spec.prefix === undefined)) {
       ctx.error(at, 'a route needs exactly one of path or prefix')
@@ -262,6 +368,7 @@ export function compileGateway(
     const auth: Authenticator[] = []
     ;(spec.auth ?? []).forEach((name, j) => {
       const a = authenticators.get(name)
+      if (!a && broken.has(name)) return
       if (!a) {
         const hint = name === 'bearer' || name === 'apiKey' || name === 'mtls' ? ` (no identity has ${name === 'mtls' ? 'an mtls subject/san' : `a ${name}`})` : ''
         ctx.error([...at, 'auth', j], `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
@@ -307,6 +414,7 @@ export function compileGateway(
       bufferLimit: sizeBytes(server.bufferLimit ?? '256mb'),
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
+      trusted,
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),

@@ -1,7 +1,10 @@
 // `portcullis check`'s lints over a compiled config (DESIGN §1): shadowed routes, worker-v1 in use,
-// plain-text non-loopback listeners, trustProxy wider than a private range.
-import { BlockList, isIP } from 'node:net'
+// plain-text non-loopback listeners, trustProxy wider than a private range, `loopback: allow` behind a
+// trusted loopback proxy.
+import ipaddr from 'ipaddr.js'
+import { parseTrustEntry } from '../state/client-ip.js'
 import type { CompiledRoute, Gateway } from './compile.js'
+import type { Finding } from './load.js'
 
 export interface Lint {
   severity: 'error' | 'warning'
@@ -45,24 +48,15 @@ export function lintShadowing(routes: readonly CompiledRoute[]): Lint[] {
   return out
 }
 
-const PRIVATE = new BlockList()
-PRIVATE.addSubnet('10.0.0.0', 8, 'ipv4')
-PRIVATE.addSubnet('172.16.0.0', 12, 'ipv4')
-PRIVATE.addSubnet('192.168.0.0', 16, 'ipv4')
-PRIVATE.addSubnet('127.0.0.0', 8, 'ipv4')
-PRIVATE.addSubnet('fc00::', 7, 'ipv6')
-PRIVATE.addSubnet('::1', 128, 'ipv6')
-const PRIVATE_MIN_PREFIX = { 4: 8, 6: 7 } as const
+// Private ranges (RFC 1918, loopback, unique-local IPv6): a trusted proxy normally sits inside one.
+const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', 'fc00::/7', '::1/128'].map((cidr) => ipaddr.parseCIDR(cidr))
 
-function widerThanPrivate(cidr: string): boolean {
-  const [net = '', prefixText] = cidr.split('/')
-  const family = isIP(net) as 0 | 4 | 6
-  if (family === 0) return true
-  const prefix = prefixText === undefined ? (family === 4 ? 32 : 128) : Number(prefixText)
-  if (!PRIVATE.check(net, family === 4 ? 'ipv4' : 'ipv6')) return true
-  if (family === 4 && net.startsWith('172.') && prefix < 12) return true
-  if (family === 4 && net.startsWith('192.168.') && prefix < 16) return true
-  return prefix < PRIVATE_MIN_PREFIX[family]
+/** Parsed as config loading parses it (IPv4-mapped read as IPv4), so `::ffff:10.0.0.0/104` is 10.0.0.0/8. */
+function widerThanPrivate(entry: string): boolean {
+  const parsed = parseTrustEntry(entry)
+  if (!parsed.ok) return true
+  const [address, prefix] = parsed.range
+  return !PRIVATE.some(([net, bits]) => address.kind() === net.kind() && prefix >= bits && address.match(net, bits))
 }
 
 function isLoopbackHost(host: string): boolean {
@@ -96,5 +90,22 @@ export function lintGateway(gw: Gateway): Lint[] {
       if (widerThanPrivate(cidr)) out.push({ severity: 'warning', path: ['server', 'trustProxy', i], message: `trustProxy entry ${cidr} is wider than a private range` })
     })
   }
+  // A proxy on this host makes every client it forwards look like loopback at the socket.
+  const loopbackTrusted = gw.server.trusted('127.0.0.1') || gw.server.trusted('::1')
+  if (loopbackTrusted) {
+    for (const r of gw.routes) {
+      if (!r.loopbackAllow) continue
+      out.push({
+        severity: 'warning',
+        path: ['routes', r.index, 'loopback'],
+        message: `route "${r.id}" has loopback: allow while server.trustProxy holds a loopback address: requests a local proxy forwards come from the loopback socket and pass as "localhost"`,
+      })
+    }
+  }
   return out
+}
+
+/** The lints as findings at their FILE:LINE:COL: what `check` prints and `serve` / reload log as `warnings`. */
+export function lintFindings(gw: Gateway, position: (path: (string | number)[]) => { line: number; col: number }): Finding[] {
+  return lintGateway(gw).map((l) => ({ file: gw.file, ...position(l.path), severity: l.severity, message: l.message }))
 }

@@ -2,7 +2,7 @@
 // Every problem becomes one Finding with file, line and column; values of secrets are never quoted.
 import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml'
 import { GatewayConfigSchema, SCHEME_SCHEMAS, type GatewayConfigFile } from './schema.js'
 import type { CompileContext, ConfigPath } from './types.js'
 import { resolveSecret } from './secrets.js'
@@ -70,6 +70,23 @@ class Positions {
     const p = this.lines.linePos(offset)
     return { line: p.line, col: p.col }
   }
+}
+
+/**
+ * Where toJS() gave up: the alias that took a scalar anchor past the library's default of 100 uses (the
+ * anchor itself counts one), else the first alias, else the top of the file.
+ */
+function libraryLimitPosition(doc: Document, lines: LineCounter): { line: number; col: number } {
+  const aliases: number[] = []
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.range) aliases.push(node.range[0])
+    },
+  })
+  const offset = aliases[99] ?? aliases[0]
+  if (offset === undefined) return { line: 1, col: 1 }
+  const p = lines.linePos(offset)
+  return { line: p.line, col: p.col }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -165,45 +182,82 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   if (errors.length) return { ok: false, errors, warnings }
 
   const positions = new Positions(doc, lines)
-  const data = doc.toJS() as unknown
+  let data: unknown
+  try {
+    // The library's own limits stay at its defaults (maxAliasCount 100): past them it throws here.
+    data = doc.toJS()
+  } catch (err) {
+    const { line, col } = libraryLimitPosition(doc, lines)
+    errors.push({ file, line, col, severity: 'error', message: `YAML: ${(err as Error).message}` })
+    return { ok: false, errors, warnings }
+  }
   const push = (list: Finding[], severity: Finding['severity'], path: ConfigPath, message: string, key = false) => {
     const { line, col } = positions.at(path, key)
     list.push({ file, line, col, severity, message })
   }
 
+  // Where the schema refused something: compile still runs on the rest of the file (every problem, one
+  // run), but says nothing more about those sections (one root cause, one error).
+  const refused: ConfigPath[] = []
   if (!validateFile(data)) {
-    for (const d of describeAjvErrors(validateFile.errors ?? [], [])) push(errors, 'error', d.path, d.message, d.key)
+    for (const d of describeAjvErrors(validateFile.errors ?? [], [])) {
+      push(errors, 'error', d.path, d.message, d.key)
+      refused.push(d.path)
+    }
   }
   // Scheme bodies are checked even when the rest of the file has problems: every problem, one run.
   const schemes = isObject(data) && isObject(data.schemes) ? data.schemes : {}
   for (const [name, spec] of Object.entries(schemes)) {
     const validate = isObject(spec) && typeof spec.type === 'string' && Object.hasOwn(validateScheme, spec.type) ? validateScheme[spec.type]! : undefined
     if (validate && !validate(spec)) {
-      for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) push(errors, 'error', d.path, d.message, d.key)
+      for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) {
+        push(errors, 'error', d.path, d.message, d.key)
+        refused.push(d.path)
+      }
     }
   }
-  if (errors.length) return { ok: false, errors, warnings }
+  const schemaFailed = errors.length > 0
+  // A refusal of the whole document (not a map, a required top-level key missing) leaves nothing to compile.
+  if (refused.some((p) => p.length === 0) || !isObject(data)) return { ok: false, errors, warnings }
+  /** In a section (`routes[3]`, `schemes.x`, `server.tls`) the schema already refused: stay quiet there. */
+  const quiet = (path: ConfigPath) =>
+    refused.some((p) => {
+      const k = Math.min(2, p.length, path.length)
+      for (let i = 0; i < k; i++) if (String(p[i]) !== String(path[i])) return false
+      return true
+    })
+  const record = (list: Finding[], severity: Finding['severity'], path: ConfigPath, message: string) => {
+    if (!quiet(path)) push(list, severity, path, `${fieldName(path)}: ${message}`)
+  }
 
   const ctx: CompileContext = {
     file,
-    error: (path, message) => push(errors, 'error', path, `${fieldName(path)}: ${message}`),
-    warn: (path, message) => push(warnings, 'warning', path, `${fieldName(path)}: ${message}`),
+    error: (path, message) => record(errors, 'error', path, message),
+    warn: (path, message) => record(warnings, 'warning', path, message),
     secret: (path, ref) => {
       const r = resolveSecret(ref, env)
       if (r.ok) return r.value
-      push(errors, 'error', path, `${fieldName(path)}: ${r.message}`)
+      record(errors, 'error', path, r.message)
       return undefined
     },
     readFile: (path, filePath) => {
       try {
         return readFileSync(filePath)
       } catch (err) {
-        push(errors, 'error', path, `${fieldName(path)}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+        record(errors, 'error', path, `cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)
         return undefined
       }
     },
   }
-  const gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
+  let gateway: Gateway
+  try {
+    gateway = compileGateway(data as GatewayConfigFile, ctx, env, (path) => positions.at(path))
+  } catch (err) {
+    // On a file the schema refused, compile is best effort (its findings add to the schema's). Otherwise this
+    // is a bug in a compile step: still a located config error, never an unhandled rejection (on reload
+    // that would be silent, and uncounted).
+    if (!schemaFailed) errors.push({ file, line: 1, col: 1, severity: 'error', message: `config could not be compiled: ${(err as Error).message}` })
+  }
   if (errors.length) return { ok: false, errors, warnings }
-  return { ok: true, gateway, warnings, position: (path) => positions.at(path) }
+  return { ok: true, gateway: gateway!, warnings, position: (path) => positions.at(path) }
 }

@@ -2,7 +2,11 @@
 // X-Forwarded-For is believed only from peers in server.trustProxy; a client can never choose its own address.
 
 import type { IncomingMessage } from 'node:http'
-import { BlockList, isIP, isIPv4 } from 'node:net'
+import { isIP, isIPv4 } from 'node:net'
+import ipaddr from 'ipaddr.js'
+
+type IPv4 = ipaddr.IPv4
+type IPv6 = ipaddr.IPv6
 
 /** server.trustProxy: false (socket only), true (every peer), or CIDRs / addresses of trusted proxies. */
 export type TrustProxy = boolean | readonly string[]
@@ -18,28 +22,55 @@ export function normalizeAddress(address: string): string {
   return plain
 }
 
-/** Throws on an entry that is not an address or CIDR (config validation reports it first). */
+/** One trustProxy entry parsed: an address (a /32 or /128) or a CIDR; IPv4-mapped IPv6 becomes the IPv4 it maps. */
+export type TrustEntry = { ok: true; range: [IPv4 | IPv6, number] } | { ok: false; message: string }
+
+// ipaddr.js alone also takes forms such as `0x7f.1` or a zone id: an entry is plain dotted-decimal IPv4
+// (no leading zeros) or IPv6 text, then an optional decimal prefix length.
+const ENTRY_TEXT = /^([0-9A-Fa-f:.]+)(?:\/([0-9]{1,3}))?$/
+
+export function parseTrustEntry(entry: string): TrustEntry {
+  const bad: TrustEntry = { ok: false, message: `not an IP address or CIDR: "${entry}"` }
+  const m = ENTRY_TEXT.exec(entry)
+  if (!m) return bad
+  const text = m[1]!
+  let address: IPv4 | IPv6
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) address = ipaddr.IPv4.parse(text)
+  else if (text.includes(':') && ipaddr.IPv6.isValid(text)) address = ipaddr.IPv6.parse(text)
+  else return bad
+  const bits = address.kind() === 'ipv4' ? 32 : 128
+  let prefix = m[2] === undefined ? bits : Number(m[2])
+  if (prefix > bits) return { ok: false, message: `prefix length /${prefix} is longer than ${bits} bits: "${entry}"` }
+  if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) {
+    if (prefix < 96) return { ok: false, message: `an IPv4-mapped CIDR needs a prefix length of at least /96: "${entry}"` }
+    address = address.toIPv4Address()
+    prefix -= 96
+  }
+  return { ok: true, range: [address, prefix] }
+}
+
+/**
+ * The matcher of a trustProxy setting, built once per config. Throws on a bad entry: config loading checks
+ * each entry first with parseTrustEntry and reports it at its FILE:LINE:COL.
+ */
 export function compileTrust(trust: TrustProxy): TrustedProxies {
   if (trust === true) return () => true
   if (trust === false || trust.length === 0) return () => false
-  const list = new BlockList()
+  const v4: [IPv4, number][] = []
+  const v6: [IPv6, number][] = []
   for (const entry of trust) {
-    const [rawNet, rawPrefix, extra] = entry.split('/')
-    const net = normalizeAddress(rawNet ?? '')
-    const family = isIP(net)
-    if (family === 0 || extra !== undefined) throw new Error(`trustProxy: not an address or CIDR: ${entry}`)
-    const type = family === 4 ? 'ipv4' : 'ipv6'
-    const bits = family === 4 ? 32 : 128
-    let prefix = rawPrefix === undefined ? bits : Number(rawPrefix)
-    // a CIDR written as IPv4-mapped IPv6 (::ffff:10.0.0.0/104) is the IPv4 CIDR it maps
-    if (family === 4 && net !== rawNet && rawPrefix !== undefined) prefix -= 96
-    if (rawPrefix !== undefined && !/^[0-9]{1,3}$/.test(rawPrefix)) throw new Error(`trustProxy: bad prefix length: ${entry}`)
-    if (!(prefix >= 0 && prefix <= bits)) throw new Error(`trustProxy: bad prefix length: ${entry}`)
-    list.addSubnet(net, prefix, type)
+    const parsed = parseTrustEntry(entry)
+    if (!parsed.ok) throw new Error(`trustProxy: ${parsed.message}`)
+    const [address, prefix] = parsed.range
+    if (address instanceof ipaddr.IPv4) v4.push([address, prefix])
+    else v6.push([address, prefix])
   }
-  return (address) => {
-    const family = isIP(address)
-    return family !== 0 && list.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  return (text) => {
+    if (isIP(text) === 0) return false
+    // process(): `::ffff:10.1.2.3` is matched as 10.1.2.3
+    const address = ipaddr.process(text)
+    if (address.kind() === 'ipv4') return v4.some((range) => address.match(range))
+    return v6.some((range) => address.match(range))
   }
 }
 

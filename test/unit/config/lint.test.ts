@@ -153,9 +153,27 @@ t.test('trustProxy wider than a private range is a warning per entry', async (t)
   for (const wide of ['0.0.0.0/0', '::/0', '10.0.0.0/7', '172.16.0.0/8', '8.8.8.0/24']) {
     t.equal(load(ONE_ROUTE, { server: `  listen: 127.0.0.1:0\n  trustProxy: ["${wide}"]\n` }).lints.length, 1, `${wide} warns`)
   }
-  for (const narrow of ['10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', '127.0.0.1', 'fc00::/7', '::1']) {
+  for (const narrow of ['10.0.0.0/8', '172.16.0.0/12', '192.168.1.0/24', '127.0.0.1', 'fc00::/7', '::1', '::ffff:10.0.0.0/104', '::ffff:192.168.1.1']) {
     t.same(load(ONE_ROUTE, { server: `  listen: 127.0.0.1:0\n  trustProxy: ["${narrow}"]\n` }).lints, [], `${narrow} is fine`)
   }
   t.equal(load(ONE_ROUTE, { server: '  listen: 127.0.0.1:0\n  trustProxy: true\n' }).lints.length, 1, 'trustProxy: true warns')
   t.same(load(ONE_ROUTE, { server: '  listen: 127.0.0.1:0\n  trustProxy: false\n' }).lints, [])
+})
+
+t.test('a loopback: allow route while trustProxy holds a loopback address is a warning at the route', async (t) => {
+  const LOCAL = '  - path: /local\n    upstream: be\n    auth: [bearer]\n    loopback: allow\n'
+  for (const trust of ['[127.0.0.1]', '["::1"]', '["127.0.0.0/8"]', '["::ffff:127.0.0.1"]', 'true']) {
+    const { text, lints, position } = load(LOCAL, { server: `  listen: 127.0.0.1:0\n  trustProxy: ${trust}\n` })
+    const hit = lints.filter((l) => /loopback: allow/.test(l.message))
+    t.equal(hit.length, 1, `trustProxy: ${trust}`)
+    t.equal(hit[0]!.severity, 'warning')
+    t.match(hit[0]!.message, /"\/local".*trustProxy/)
+    t.equal(position(hit[0]!.path).line, lineOf(text, 'loopback: allow'))
+  }
+  for (const trust of ['["10.0.0.0/8"]', 'false']) {
+    const { lints } = load(LOCAL, { server: `  listen: 127.0.0.1:0\n  trustProxy: ${trust}\n` })
+    t.same(lints.filter((l) => /loopback: allow/.test(l.message)), [], `trustProxy: ${trust} gives none`)
+  }
+  const { lints } = load('  - path: /local\n    upstream: be\n    auth: [bearer]\n', { server: '  listen: 127.0.0.1:0\n  trustProxy: [127.0.0.1]\n' })
+  t.same(lints, [], 'no loopback: allow route, no warning')
 })

@@ -240,3 +240,27 @@ t.test('no finding ever quotes a resolved secret', async (t) => {
   t.notMatch(all, SHORT)
   t.notMatch(all, tokenFingerprint(TOKEN).slice(6), 'not even a fingerprint of a configured secret')
 })
+
+t.test('every problem of the file in one run: a schema error elsewhere does not hide an unresolved secret', async (t) => {
+  const text = config({
+    identities: '  - name: ci\n    bearer: "${env:NOT_SET_ANYWHERE}"\n',
+    route: '  - path: /x\n    upstream: be\n    auth: [bearer]\n    methd: [GET]\n  - path: /y\n    upstream: nowhere\n    auth: [bearer]\n',
+    top: 'extra: 1\n',
+  })
+  const errors = errorsOf(loadConfigText(text, FILE, ENV))
+  const got = errors.map((e) => `${e.line}:${e.message.split(':')[0]}`).sort()
+  const want = [
+    `${pos(text, 'NOT_SET_ANYWHERE').line}:identities[1].bearer`,
+    `${pos(text, 'methd').line}:routes[1].methd`,
+    `${pos(text, 'nowhere').line}:routes[2].upstream`,
+    `${pos(text, 'extra').line}:extra`,
+  ].sort()
+  t.same(got, want, errors.map(formatFinding).join('\n'))
+})
+
+t.test('one root cause, one error: a route the schema refused gives no second error from compiling it', async (t) => {
+  const text = config({ route: '  - path: /x\n    upstream: nowhere\n    auth: bearer\n' })
+  const errors = errorsOf(loadConfigText(text, FILE, ENV))
+  t.equal(errors.length, 1, errors.map(formatFinding).join('\n'))
+  t.match(errors[0]?.message, /routes\[1\]\.auth/)
+})

@@ -2,7 +2,7 @@
 
 import type { IncomingMessage } from 'node:http'
 import t from 'tap'
-import { clientIp, compileTrust, normalizeAddress, rateLimitBucket } from '../../../src/state/client-ip.js'
+import { clientIp, compileTrust, normalizeAddress, parseTrustEntry, rateLimitBucket } from '../../../src/state/client-ip.js'
 
 function req(remoteAddress: string | undefined, xff?: string | string[]): IncomingMessage {
   const headers: Record<string, string | string[]> = {}
@@ -67,4 +67,18 @@ t.test('rateLimitBucket: IPv4 as is, IPv6 by /64', async (t) => {
   t.equal(rateLimitBucket('2001:db8:1:3::1') === rateLimitBucket('2001:db8:1:2::1'), false, 'another /64, another bucket')
   t.equal(normalizeAddress('::ffff:1.2.3.4'), '1.2.3.4')
   t.equal(normalizeAddress('::ffff:abcd'), '::ffff:abcd', 'not mapped IPv4')
+})
+
+t.test('parseTrustEntry (ipaddr.js): addresses and CIDRs, IPv4-mapped read as IPv4, anything else refused', async (t) => {
+  for (const bad of ['10.0.0.0/33', '10.0.0.0/x', 'example.com', '10.0.0.0/8/8', '', '0x7f.0.0.1', '010.0.0.1', '::/129', '10.0.0.0/', '1.2.3', ' 10.0.0.1']) {
+    t.equal(parseTrustEntry(bad).ok, false, JSON.stringify(bad))
+  }
+  const trusted = compileTrust(['::ffff:10.0.0.0/104', '2001:db8::/32', '192.0.2.1'])
+  t.equal(trusted('10.200.0.1'), true, 'a mapped CIDR is the IPv4 CIDR it maps')
+  t.equal(trusted('::ffff:10.200.0.1'), true, 'a mapped peer is matched as IPv4')
+  t.equal(trusted('11.0.0.1'), false)
+  t.equal(trusted('2001:db8:5::1'), true)
+  t.equal(trusted('2001:db9::1'), false)
+  t.equal(trusted('::ffff:192.0.2.1'), true)
+  t.equal(trusted('192.0.2.2'), false)
 })
