@@ -28,13 +28,15 @@ interface RouteRow {
   websocket: boolean
   roles: string[] | null
   rateLimit: { max: number; windowMs: number; by: string } | null
+  concurrency: { max: number; by: string } | null
+  enforce: 'on' | 'report'
 }
 
 function rows(gw: Gateway): RouteRow[] {
   const out: RouteRow[] = []
   // Matched before the routes (DESIGN §3 step 2), so listed first; never forwarded.
   if (gw.join) {
-    out.push({ index: null, kind: 'join', path: gw.join.path, methods: ['POST'], upstream: null, url: null, public: false, auth: [gw.join.scheme], loopback: false, websocket: false, roles: null, rateLimit: null })
+    out.push({ index: null, kind: 'join', path: gw.join.path, methods: ['POST'], upstream: null, url: null, public: false, auth: [gw.join.scheme], loopback: false, websocket: false, roles: null, rateLimit: gw.defaults.rateLimit ? { max: gw.defaults.rateLimit.max, windowMs: gw.defaults.rateLimit.windowMs, by: 'identity' } : null, concurrency: null, enforce: 'on' })
   }
   for (const r of gw.routes) {
     out.push({
@@ -49,14 +51,17 @@ function rows(gw: Gateway): RouteRow[] {
       loopback: r.loopbackAllow,
       websocket: r.websocket,
       roles: r.roles ? [...r.roles] : null,
-      rateLimit: r.rateLimit ? { max: r.rateLimit.max, windowMs: r.rateLimit.windowMs, by: r.rateLimit.by } : null,
+      // `by: identity` on a public route counts per client address: say what it does.
+      rateLimit: r.rateLimit ? { max: r.rateLimit.max, windowMs: r.rateLimit.windowMs, by: r.public ? 'ip' : r.rateLimit.by } : null,
+      concurrency: r.concurrency ? { max: r.concurrency.max, by: r.public ? 'ip' : r.concurrency.by } : null,
+      enforce: r.enforce,
     })
   }
   return out
 }
 
 function table(list: RouteRow[]): string {
-  const text = [['#', 'METHODS', 'PATH', 'UPSTREAM', 'AUTH', 'ROLES', 'RATE LIMIT']]
+  const text = [['#', 'METHODS', 'PATH', 'UPSTREAM', 'AUTH', 'ROLES', 'RATE LIMIT', 'ENFORCE']]
   for (const r of list) {
     const rl = r.rateLimit ? `${r.rateLimit.max}/${r.rateLimit.windowMs / 1000}s by ${r.rateLimit.by}` : '-'
     const auth = r.public ? 'public' : r.auth.join(',') + (r.loopback ? ',loopback' : '')
@@ -67,7 +72,8 @@ function table(list: RouteRow[]): string {
       r.upstream === null ? '- (answered by the gateway)' : `${r.upstream} ${r.url}`,
       auth,
       r.roles ? r.roles.join(',') : '-',
-      rl,
+      rl + (r.concurrency ? `, ${r.concurrency.max} at once by ${r.concurrency.by}` : ''),
+      r.enforce,
     ])
   }
   const widths = text[0]!.map((_, c) => Math.max(...text.map((row) => row[c]!.length)))
