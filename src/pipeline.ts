@@ -102,6 +102,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       body = auth.body
       who = { identity: identity.name, authMethod: identity.method, fp: identity.fp }
       if (route.roles && identity.method !== 'loopback' && !identity.roles.some((r) => route.roles!.has(r))) return deny('FORBIDDEN', { route, ...who })
+      if (identity.authorize && !identity.authorize(route)) return deny('FORBIDDEN', { route, ...who })
     }
     // Replay check and rate-limit count are independent store calls: both go out at once.
     const [fresh, limit] = await Promise.all([
