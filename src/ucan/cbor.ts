@@ -12,7 +12,9 @@ export interface CborLimits {
 
 export const UCAN_CBOR_LIMITS: CborLimits = { maxBytes: 64 * 1024, maxDepth: 32, maxItems: 8192 }
 
-export class CborError extends Error {}
+export class CborError extends Error {
+  override name = 'CborError'
+}
 
 const CID_TAG = 42
 

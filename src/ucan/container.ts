@@ -8,7 +8,9 @@ export const CONTAINER_MAX_BYTES = 64 * 1024
 /** Most tokens a container may hold (an invocation and its chain, plus a few unrelated ones). */
 export const CONTAINER_MAX_TOKENS = 32
 
-export class ContainerError extends Error {}
+export class ContainerError extends Error {
+  override name = 'ContainerError'
+}
 
 type Encoding = 'raw' | 'std' | 'url'
 const HEADERS: Record<string, { encoding: Encoding; gzip: boolean }> = {

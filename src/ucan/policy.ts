@@ -22,7 +22,9 @@ export type Statement =
 
 export type Policy = readonly Statement[]
 
-export class PolicyError extends Error {}
+export class PolicyError extends Error {
+  override name = 'PolicyError'
+}
 
 /** Evaluation steps one policy check may take (statements, elements visited). */
 export const POLICY_STEP_BUDGET = 100_000
