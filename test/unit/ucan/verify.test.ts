@@ -136,3 +136,15 @@ t.test('an unavailable proof, a proof that is an invocation, two invocations', a
   const unrelated = delegate({ key: principal().key, aud: c.worker.did, sub: null, cmd: '/', ttlS: null })
   t.ok(verifyContainerTokens([...c.tokens, unrelated], opts(c.root.did)).ok, 'tokens the invocation does not name are ignored')
 })
+
+t.test('regression: map keys out of canonical order (same values, same signature, new CID) are refused — else a replay under a new CID', async (t) => {
+  const { encode: cborgEncode } = await import('cborg')
+  const root = principal()
+  const tokens = invoke({ key: root.key, sub: root.did, cmd: '/a', args: { a: 1, bb: 2 }, proofs: [], ttlS: 60, now: NOW })
+  const { decodeStrict } = await import('../../../src/ucan/cbor.js')
+  const env = decodeStrict(tokens[0]!)
+  // Reverse DAG-CBOR's key order everywhere: a valid CBOR encoding of the very same data.
+  const reordered = cborgEncode(env, { float64: true, mapSorter: (a: any, b: any) => (a[0].value.length - b[0].value.length) || (a[0].value < b[0].value ? 1 : -1) })
+  t.not(Buffer.from(reordered).toString('hex'), Buffer.from(tokens[0]!).toString('hex'))
+  t.match(verifyContainerTokens([reordered], opts(root.did)), { ok: false, error: 'Malformed' })
+})
