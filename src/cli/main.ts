@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'derive-key': () => import('./derive-key.js'),
   mint: () => import('./mint.js'),
   join: () => import('./join.js'),
+  ucan: () => import('./ucan.js'),
 }
 
 const USAGE = `usage: portcullis <command> [options]
@@ -25,6 +26,7 @@ const USAGE = `usage: portcullis <command> [options]
   derive-key --master-env VAR --key-id ID
   mint --scheme NAME --sub ID [--roles a,b] [--ttl 10m] [--key FILE] [--config PATH]
   join --url URL --key-id ID --psk-env VAR [--path PATH]
+  ucan did|delegate|invoke ...  UCAN 1.0 keys, delegations and request-bound invocations
 `
 
 async function main(argv: string[]): Promise<number> {
