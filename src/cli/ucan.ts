@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
 import { durationMs } from '../config/types.js'
-import { ucanDelegate, ucanDid, ucanInvocation } from '../client/ucan.js'
+import { ucanDelegation, ucanDid, ucanInvocation } from '../client/ucan.js'
 import { parse, UsageError } from './args.js'
 
 const USAGE = `usage: portcullis ucan did --key FILE
@@ -68,7 +68,7 @@ async function delegateCmd(argv: string[]): Promise<number> {
     }
   }
   const proofs = await Promise.all(((values.proof ?? []) as string[]).map((f) => readText(f, 'proof')))
-  const container = ucanDelegate({
+  const { container, cid } = ucanDelegation({
     key: await readText(values.key, 'key'),
     aud: values.aud,
     sub: values.powerline ? null : values.sub,
@@ -78,6 +78,8 @@ async function delegateCmd(argv: string[]): Promise<number> {
     proofs,
   })
   process.stdout.write(container + '\n')
+  // The CID is what a scheme's `revoked` lists; stderr, so stdout stays the container alone.
+  process.stderr.write(`delegation CID: ${cid}\n`)
   return 0
 }
 

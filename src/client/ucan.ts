@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto'
 import { encodeContainer } from '../ucan/container.js'
 import { didOf, loadPrivateKey } from '../ucan/did-key.js'
 import { delegate, invoke, requestArgs, tokensOf } from '../ucan/issue.js'
+import { tokenCid } from '../ucan/token.js'
 
 export type KeyInput = KeyObject | string | Buffer
 
@@ -34,8 +35,13 @@ export interface UcanDelegateOptions {
 
 /** A delegation, as a container (header `C`) holding it and every token of `proofs`. */
 export function ucanDelegate(o: UcanDelegateOptions): string {
+  return ucanDelegation(o).container
+}
+
+/** The same, with the new delegation's CID (base32): what a scheme's `revoked` lists to revoke it. */
+export function ucanDelegation(o: UcanDelegateOptions): { container: string; cid: string } {
   const token = delegate({ key: keyOf(o.key), aud: o.aud, sub: o.sub, cmd: o.cmd, ...(o.pol ? { pol: o.pol } : {}), ttlS: o.ttlS === undefined ? 30 * 86_400 : o.ttlS, ...(o.now !== undefined ? { now: o.now } : {}) })
-  return encodeContainer([token, ...tokensOf(o.proofs ?? [])], { header: 'C' })
+  return { container: encodeContainer([token, ...tokensOf(o.proofs ?? [])], { header: 'C' }), cid: tokenCid(token).toString() }
 }
 
 export interface UcanInvokeOptions {

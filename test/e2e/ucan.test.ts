@@ -47,6 +47,7 @@ routes:${routes}
 let backend: Backend
 let gw: RunningGateway
 let dlgFile: string
+let dlgStderr: string
 
 t.before(async () => {
   backend = await startBackend()
@@ -54,6 +55,7 @@ t.before(async () => {
   const d = await runCli(['ucan', 'delegate', '--key', rootKey, '--aud', WORKER, '--sub', ROOT, '--cmd', '/pool/preload', '--ttl', '1h'])
   if (d.code !== 0) throw new Error(d.stderr)
   dlgFile = join(dir, 'worker.ucan')
+  dlgStderr = d.stderr
   writeFileSync(dlgFile, d.stdout)
 })
 t.teardown(async () => {
@@ -92,6 +94,8 @@ t.test('ucan did prints the did:key; delegate prints a C container', async (t) =
   t.equal(r.stdout.trim(), WORKER)
   t.match(WORKER, /^did:key:zDn/, 'P-256 did:key')
   t.match(readFileSync(dlgFile, 'utf8'), /^C[A-Za-z0-9_-]+\n$/)
+  const cid = tokenCid(decodeContainerText(readFileSync(dlgFile, 'utf8').trim())[0]!).toString()
+  t.equal(dlgStderr, `delegation CID: ${cid}\n`, 'the CID to list under revoked, on stderr')
 })
 
 t.test('an invocation under the delegation is accepted once; identity = scheme:issuer DID; then REPLAYED', async (t) => {
