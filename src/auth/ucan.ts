@@ -1,6 +1,7 @@
 // DESIGN §4.8: `type: ucan` — a UCAN 1.0 invocation (with its proofs, in a container) as
 // `Authorization: Bearer`, bound to this request's method, path and body. Authentication here;
 // the route's `command` is checked by the identity's `authorize` hook (403). Never logs or returns a token.
+import { LRUCache } from 'lru-cache'
 import { durationMs } from '../config/types.js'
 import type { UcanSchemeFile } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
@@ -50,6 +51,9 @@ export function ucanErrorCode(name: UcanErrorName): ErrorCode {
 
 export function createUcanAuthenticator(o: UcanSchemeOptions): Authenticator {
   const windowS = Math.floor(o.windowMs / 1000)
+  // A chain is reused by every request of a worker: its delegations' signatures are checked once per CID.
+  const lru = new LRUCache<string, true>({ max: 10_000 })
+  const verifiedDelegations = { has: (cid: string) => lru.has(cid), add: (cid: string) => void lru.set(cid, true) }
 
   function authenticate(req: AuthRequest): AuthOutcome {
     const token = bearerToken(req.raw)
@@ -71,6 +75,7 @@ export function createUcanAuthenticator(o: UcanSchemeOptions): Authenticator {
       ...(o.audience !== undefined ? { audience: o.audience } : {}),
       maxInvocationTtl: windowS,
       revoked: o.revoked,
+      verifiedDelegations,
     })
     if (!v.ok) {
       const code = ucanErrorCode(v.error)

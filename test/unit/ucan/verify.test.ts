@@ -148,3 +148,19 @@ t.test('regression: map keys out of canonical order (same values, same signature
   t.not(Buffer.from(reordered).toString('hex'), Buffer.from(tokens[0]!).toString('hex'))
   t.match(verifyContainerTokens([reordered], opts(root.did)), { ok: false, error: 'Malformed' })
 })
+
+t.test('the verified-delegation cache skips only a signature check, keyed by the exact bytes (CID)', async (t) => {
+  const c = chain()
+  const seen = new Set<string>()
+  const cache = { has: (x: string) => seen.has(x), add: (x: string) => void seen.add(x) }
+  t.ok(verifyContainerTokens(c.tokens, opts(c.root.did, { verifiedDelegations: cache })).ok)
+  t.equal(seen.size, 1, 'the delegation is remembered, the invocation is not')
+  t.ok(verifyContainerTokens(c.tokens, opts(c.root.did, { verifiedDelegations: cache })).ok)
+  // A forged twin of the delegation (signature flipped) is another CID: still checked, still refused.
+  const forged = Uint8Array.from(c.dlg)
+  forged[10]! ^= 1
+  const inv = invoke({ key: c.worker.key, sub: c.root.did, cmd: '/pool/preload', args: {}, proofs: [], chain: [forged], ttlS: 60, now: NOW })
+  t.match(verifyContainerTokens(inv, opts(c.root.did, { verifiedDelegations: cache })), { ok: false, error: 'InvalidSignature' })
+  // Time is still checked on a cached delegation.
+  t.match(verifyContainerTokens(c.tokens, opts(c.root.did, { verifiedDelegations: cache, now: NOW + 7200 })), { ok: false, error: 'Expired' })
+})
