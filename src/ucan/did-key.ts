@@ -3,6 +3,7 @@
 // Never throws on input; never exposes private key material.
 import { createPrivateKey, createPublicKey, ECDH, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { base58btc } from 'multiformats/bases/base58'
+import { LRUCache } from 'lru-cache'
 
 export type KeyAlgorithm = 'Ed25519' | 'P-256'
 
@@ -22,9 +23,23 @@ const P256_HALF_N = P256_N >> 1n
 
 const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
 
+/**
+ * Importing a key costs more than verifying a signature with it; a DID names its key completely, so
+ * parsed keys are kept (bounded, least recently used first out). Failures are not kept.
+ */
+const parsed = new LRUCache<string, DidKey>({ max: 10_000 })
+
 /** Parse a did:key naming an Ed25519 or P-256 key; undefined for anything else. */
 export function parseDidKey(did: string): DidKey | undefined {
   if (typeof did !== 'string' || !DID_KEY.test(did)) return undefined
+  const known = parsed.get(did)
+  if (known) return known
+  const made = importDidKey(did)
+  if (made) parsed.set(did, made)
+  return made
+}
+
+function importDidKey(did: string): DidKey | undefined {
   let raw: Uint8Array
   try {
     raw = base58btc.decode(did.slice('did:key:'.length))
