@@ -39,13 +39,27 @@ export function parseDidKey(did: string): DidKey | undefined {
   return made
 }
 
-function importDidKey(did: string): DidKey | undefined {
-  let raw: Uint8Array
+/** The algorithm a did:key names, from its multicodec prefix alone (no key import: cheap). */
+export function didKeyAlgorithm(did: string): KeyAlgorithm | undefined {
+  const raw = multikey(did)
+  if (!raw) return undefined
+  if (raw.length === 34 && raw[0] === ED25519_PREFIX[0] && raw[1] === ED25519_PREFIX[1]) return 'Ed25519'
+  if (raw.length === 35 && raw[0] === P256_PREFIX[0] && raw[1] === P256_PREFIX[1] && (raw[2] === 2 || raw[2] === 3)) return 'P-256'
+  return undefined
+}
+
+function multikey(did: string): Uint8Array | undefined {
+  if (typeof did !== 'string' || !DID_KEY.test(did)) return undefined
   try {
-    raw = base58btc.decode(did.slice('did:key:'.length))
+    return base58btc.decode(did.slice('did:key:'.length))
   } catch {
     return undefined
   }
+}
+
+function importDidKey(did: string): DidKey | undefined {
+  const raw = multikey(did)
+  if (!raw) return undefined
   try {
     if (raw.length === 34 && raw[0] === ED25519_PREFIX[0] && raw[1] === ED25519_PREFIX[1]) {
       const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw.subarray(2)]), format: 'der', type: 'spki' })

@@ -7,7 +7,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { base58btc } from 'multiformats/bases/base58'
 import { CborError, decodeStrict, encode, isBytes, isMap } from './cbor.js'
 import { isCommand } from './command.js'
-import { keyAlgorithm, parseDidKey, signRaw, verifyRaw, type DidKey, type KeyAlgorithm } from './did-key.js'
+import { didKeyAlgorithm, keyAlgorithm, parseDidKey, signRaw, verifyRaw, type KeyAlgorithm } from './did-key.js'
 import { parsePolicy, PolicyError, type Policy } from './policy.js'
 
 /** The fixture error names (UCAN reference vectors), plus the gateway's own. */
@@ -78,7 +78,8 @@ export interface Token<P = Delegation | Invocation> {
   cidText: string
   bytes: Uint8Array
   payload: P
-  issuer: DidKey
+  /** The issuer's key algorithm (from its did:key); the key itself is imported only to verify. */
+  algorithm: KeyAlgorithm
   signature: Uint8Array
   signed: Uint8Array
 }
@@ -133,15 +134,16 @@ export function decodeToken(bytes: Uint8Array): Token {
     if (err instanceof PolicyError) throw malformed(`pol: ${err.message}`)
     throw err
   }
-  const issuer = parseDidKey(payload.iss)
-  if (!issuer) throw malformed('iss is not an Ed25519 or P-256 did:key')
-  if (!sameBytes(h, VARSIG[issuer.algorithm])) throw malformed(`varsig header does not name the issuer's ${issuer.algorithm} key`)
+  const algorithm = didKeyAlgorithm(payload.iss)
+  if (!algorithm) throw malformed('iss is not an Ed25519 or P-256 did:key')
+  if (!sameBytes(h, VARSIG[algorithm])) throw malformed(`varsig header does not name the issuer's ${algorithm} key`)
   const cid = tokenCid(bytes)
-  return { cid, cidText: cid.toString(), bytes, payload, issuer, signature, signed: encode(sigPayload) }
+  return { cid, cidText: cid.toString(), bytes, payload, algorithm, signature, signed: encode(sigPayload) }
 }
 
 export function verifyTokenSignature(t: Token): boolean {
-  return verifyRaw(t.issuer, t.signed, t.signature)
+  const issuer = parseDidKey(t.payload.iss)
+  return issuer !== undefined && issuer.algorithm === t.algorithm && verifyRaw(issuer, t.signed, t.signature)
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
