@@ -5,6 +5,7 @@ import type { Authenticator } from './types.js'
 import { createWorkerV1Scheme } from './worker-v1.js'
 import { createRfc9421Scheme } from './rfc9421.js'
 import { createJwtScheme } from './jwt.js'
+import { createUcanScheme } from './ucan.js'
 
 export type SchemeFactory = (name: string, spec: any, ctx: CompileContext, path: ConfigPath) => Authenticator | undefined
 
@@ -13,3 +14,4 @@ export const SCHEME_FACTORIES: Record<string, SchemeFactory> = {}
 SCHEME_FACTORIES['worker-v1'] = createWorkerV1Scheme
 SCHEME_FACTORIES['rfc9421'] = createRfc9421Scheme
 SCHEME_FACTORIES['jwt'] = createJwtScheme
+SCHEME_FACTORIES['ucan'] = createUcanScheme

@@ -17,6 +17,8 @@ export interface Identity {
   replay?: { key: string; ttlMs: number }
   /** Unix ms after which the credential is no longer valid (JWT exp), if it has one. */
   expiresAt?: number
+  /** Route-dependent authorization the credential itself carries (a UCAN's command and policies); false → 403. */
+  authorize?(route: { command: string | null }): boolean
 }
 
 export type AuthOutcome =

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'derive-key': () => import('./derive-key.js'),
   mint: () => import('./mint.js'),
   join: () => import('./join.js'),
+  ucan: () => import('./ucan.js'),
   report: () => import('./report.js'),
   version: async () => ({ run: version }),
 }

@@ -76,6 +76,7 @@ export const OVERVIEW = `usage: portcullis <command> [options]     (portcullis <
   derive-key --master-env VAR --key-id ID
   mint --scheme NAME --sub ID [--roles a,b] [--ttl 10m] [--key FILE] [--config PATH]
   join --url URL --key-id ID --psk-env VAR [--path PATH] [--cacert FILE]
+  ucan did|delegate|invoke ...  UCAN 1.0 keys, delegations and request-bound invocations
   report [FILE...] [--json]    per-route checklist from audit logs, for switching enforce: report to on
   version                      print the version (also --version)
 `

@@ -17,3 +17,4 @@ export { buildSignatureBase, type SignedMessage } from '../auth/signature-base.j
 export { verifyAssertion, AssertionError, type VerifyAssertionOptions, type AssertionClaims } from './assertion.js'
 export { joinGateway, joinUrl, JoinError, type JoinOptions } from './join.js'
 export { trustingDispatcher, certificateFailure } from './tls.js'
+export { ucanDid, ucanDelegate, ucanDelegation, ucanInvocation, type UcanDelegateOptions, type UcanInvokeOptions } from './ucan.js'

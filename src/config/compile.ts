@@ -15,6 +15,7 @@ import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
 import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
+import { isCommand } from '../ucan/command.js'
 
 export interface Listen {
   host: string
@@ -58,6 +59,8 @@ export interface CompiledRoute extends Routable {
   /** The message of a 401 MISSING_CREDENTIALS on this route. */
   missingMessage: string
   roles: ReadonlySet<string> | null
+  /** DESIGN §4.8: what a UCAN invocation must invoke here; set exactly when the route accepts a ucan scheme. */
+  command: string | null
   rateLimit: RateLimitPolicy | null
   concurrency: ConcurrencyPolicy | null
   websocket: boolean
@@ -374,6 +377,10 @@ export function compileGateway(
         ctx.error([...at, 'auth', j], `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
       } else auth.push(a)
     })
+    const ucan = (spec.auth ?? []).some((name) => raw.schemes?.[name]?.type === 'ucan')
+    if (ucan && spec.command === undefined) ctx.error(at, 'a route that accepts a ucan scheme needs `command` (the UCAN command invoked here)')
+    if (!ucan && spec.command !== undefined) ctx.error([...at, 'command'], '`command` applies only to a route that accepts a ucan scheme')
+    if (spec.command !== undefined && !isCommand(spec.command)) ctx.error([...at, 'command'], 'must be a UCAN command: lowercase, starting with /, no trailing or double /')
     if (!upstream) return
     const challenge = [...new Set(auth.map((a) => a.challenge))].join(', ')
     const onlyOne = auth.length === 1 ? auth[0]!.missingMessage : undefined
@@ -388,6 +395,7 @@ export function compileGateway(
       challenge,
       missingMessage: onlyOne ?? 'Missing credentials',
       roles: spec.roles && spec.roles.length ? new Set(spec.roles) : null,
+      command: ucan ? (spec.command ?? null) : null,
       // `rateLimit: false` (null) turns the limit off for this route; only an absent key takes the default.
       rateLimit: spec.rateLimit === undefined ? defaultRateLimit : rateLimitPolicy(spec.rateLimit)!,
       concurrency: spec.concurrency ? { max: spec.concurrency.max, by: spec.concurrency.by ?? 'identity' } : null,

@@ -109,10 +109,23 @@ export const JwtScheme = Type.Object(
   },
   Strict,
 )
+export const UcanScheme = Type.Object(
+  {
+    type: Type.Literal('ucan'),
+    subjects: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    audience: Type.Optional(Type.String({ minLength: 1 })),
+    window: Type.Optional(Duration('5m')),
+    roles: Type.Optional(Roles),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    bindCertificate: Type.Optional(Type.Boolean({ default: false })),
+  },
+  Strict,
+)
 export const SCHEME_SCHEMAS: Record<string, TSchema> = {
   'worker-v1': WorkerV1Scheme,
   rfc9421: Rfc9421Scheme,
   jwt: JwtScheme,
+  ucan: UcanScheme,
 }
 /** Checked first; the body is then checked against SCHEME_SCHEMAS[type]. */
 const SchemeHead = Type.Object({ type: Type.Union(Object.keys(SCHEME_SCHEMAS).map((k) => Type.Literal(k))) })
@@ -140,6 +153,7 @@ const Route = Type.Object(
     public: Type.Optional(Type.Boolean()),
     auth: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
     roles: Type.Optional(Roles),
+    command: Type.Optional(Type.String({ minLength: 1, description: 'the UCAN command an invocation must invoke on this route (section 4.8)' })),
     rateLimit: Type.Optional(Type.Union([RateLimit, Type.Literal(false)])),
     concurrency: Type.Optional(Concurrency),
     websocket: Type.Optional(Type.Boolean()),
@@ -196,4 +210,5 @@ export type RateLimitFile = Static<typeof RateLimit>
 export type WorkerV1SchemeFile = Static<typeof WorkerV1Scheme>
 export type Rfc9421SchemeFile = Static<typeof Rfc9421Scheme>
 export type JwtSchemeFile = Static<typeof JwtScheme>
+export type UcanSchemeFile = Static<typeof UcanScheme>
 export type SchemeFile = WorkerV1SchemeFile | Rfc9421SchemeFile | JwtSchemeFile

@@ -1,6 +1,6 @@
 // Steps 3 and 4 (DESIGN §3): the auth-failure throttle answers before any credential is looked at or any
 // body read; then the route's methods authenticate (auth/authenticate.ts), a 401 counts against the
-// client address, and the identity's roles are checked against the route's.
+// client address, and the identity's roles (and a UCAN's command) are checked against the route's.
 import type { IncomingMessage } from 'node:http'
 import { authenticate } from '../auth/authenticate.js'
 import { ERRORS } from '../errors.js'
@@ -44,6 +44,10 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
 export function checkRoles(x: Exchange): Denial | undefined {
   const roles = x.route!.roles
   const identity = x.identity
-  if (!roles || !identity || identity.method === 'loopback') return undefined
-  return identity.roles.some((r) => roles.has(r)) ? undefined : { code: 'FORBIDDEN' }
+  if (!identity || identity.method === 'loopback') return undefined
+  if (roles && !identity.roles.some((r) => roles.has(r))) return { code: 'FORBIDDEN' }
+  // A UCAN invocation's command and its delegations' policies against this route (DESIGN §4.8).
+  const route = x.route!
+  if (identity.authorize && route.upstream !== null && !identity.authorize(route)) return { code: 'FORBIDDEN' }
+  return undefined
 }
