@@ -42,6 +42,7 @@ type Verdict =
       headers?: OutgoingHttpHeaders
       route?: CompiledRoute
       identity?: string
+      claimed?: string
       authMethod?: string
       fp?: string
       limitedBy?: DecisionDetail['limitedBy']
@@ -96,7 +97,7 @@ async function decide(rt: Runtime, x: Exchange, req: IncomingMessage): Promise<V
       if (auth.kind === 'deny') {
         const headers = auth.code === 'MISSING_CREDENTIALS' && route.challenge ? { 'www-authenticate': route.challenge } : undefined
         if (ERRORS[auth.code].status === 401) await countAuthFailure(rt.state, gw, x.ip)
-        return deny(auth.code, { route, ...(auth.message ? { message: auth.message } : {}), ...(headers ? { headers } : {}), ...(auth.fp ? { fp: auth.fp } : {}), ...(auth.identity ? { identity: auth.identity } : {}), ...(auth.method ? { authMethod: auth.method } : {}) })
+        return deny(auth.code, { route, ...(auth.message ? { message: auth.message } : {}), ...(headers ? { headers } : {}), ...(auth.fp ? { fp: auth.fp } : {}), ...(auth.claimed !== undefined ? { claimed: auth.claimed } : {}), ...(auth.method ? { authMethod: auth.method } : {}) })
       }
       identity = auth.identity
       body = auth.body
@@ -135,6 +136,7 @@ function audit(rt: Runtime, x: Exchange, v: Verdict, status: number, reason: str
     path: x.path,
     route: route ? route.id : null,
     identity: identity ? identity.name : v.ok ? (route?.public ? 'anonymous' : null) : (v.identity ?? null),
+    claimed: v.ok ? null : (v.claimed ?? null),
     authMethod: identity ? identity.method : v.ok ? (route?.public ? 'public' : null) : (v.authMethod ?? null),
     fp: identity ? identity.fp || null : v.ok ? null : (v.fp || null),
     reason,

@@ -15,12 +15,18 @@ import { BodyTooLargeError, readBody } from '../proxy/body.js'
 import { StoreUnavailableError } from '../state/types.js'
 import { isAmbiguous } from './authenticate.js'
 import { deriveKey } from './derive.js'
+import { JOIN_IDENTITY_PREFIX, schemeIdentity } from './identity-names.js'
 import { importRawX25519, wrapWorkerKey } from './join-wrap.js'
 import { createRfc9421Authenticator, KEY_ID_PATTERN } from './rfc9421.js'
 import type { Authenticator, Identity } from './types.js'
 
 /** The rfc9421 keyid a join request is signed with; its key is the join PSK. */
 export const JOIN_KEY_ID = 'join'
+/**
+ * A keyid a worker may join as (DESIGN §4.7): printable ASCII without spaces or `:`, bounded. Its
+ * identities are `join:<keyid>` here and `<join.scheme>:<keyid>` afterwards.
+ */
+export const JOIN_KEYID_PATTERN = /^[\x21-\x39\x3b-\x7e]{1,256}$/
 
 export interface JoinEndpoint {
   path: string
@@ -86,7 +92,7 @@ export function parseJoinBody(body: Buffer): JoinBody | string {
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return 'Join body must be a JSON object'
   const { keyid, publicKey } = doc as Record<string, unknown>
-  if (typeof keyid !== 'string' || !KEY_ID_PATTERN.test(keyid)) return 'keyid must be 1 to 256 printable ASCII characters without spaces'
+  if (typeof keyid !== 'string' || !JOIN_KEYID_PATTERN.test(keyid)) return 'keyid must be 1 to 256 printable ASCII characters without spaces or ":"'
   if (publicKey !== undefined && typeof publicKey !== 'string') return 'publicKey must be a base64url string'
   return publicKey === undefined ? { keyid } : { keyid, publicKey }
 }
@@ -98,7 +104,10 @@ interface JoinDecision {
   headers?: OutgoingHttpHeaders
   body?: string
   event: AuditEvent
+  /** `join:<keyid>`, only once the PSK signature verified. */
   identity?: string
+  /** The keyid a refused request's body names, as sent (never an identity). */
+  claimed?: string
   fp?: string
   limitedBy?: DecisionDetail['limitedBy']
 }
@@ -117,11 +126,15 @@ function refuse(code: ErrorCode, extra: Partial<JoinDecision> = {}): JoinDecisio
   return { status: ERRORS[code].status, code, event, ...extra }
 }
 
-/** Best effort, for the audit line of a refused request: the keyid the (unverified) body names. */
-function claimedIdentity(body: Buffer | undefined): string | undefined {
+/** Best effort, for the audit line's `claimed` on a refused request: the keyid the (unverified) body names. */
+function claimedKeyId(body: Buffer | undefined): string | undefined {
   if (!body) return undefined
-  const parsed = parseJoinBody(body)
-  return typeof parsed === 'string' ? undefined : 'join:' + parsed.keyid
+  try {
+    const keyid = (JSON.parse(body.toString('utf8')) as { keyid?: unknown } | null)?.keyid
+    return typeof keyid === 'string' && KEY_ID_PATTERN.test(keyid) ? keyid : undefined
+  } catch {
+    return undefined
+  }
 }
 
 async function decideJoin(c: JoinContext, req: IncomingMessage): Promise<JoinDecision> {
@@ -150,16 +163,19 @@ async function decideJoin(c: JoinContext, req: IncomingMessage): Promise<JoinDec
     body,
     tls: c.tls,
     now: c.now,
+    ...(gw.server.authorities !== undefined ? { authorities: gw.server.authorities } : {}),
   })
-  const claimed = claimedIdentity(body)
   if (outcome.kind === 'absent') return failed(refuse('MISSING_CREDENTIALS', { headers: { 'www-authenticate': join.verifier.challenge } }))
-  if (outcome.kind === 'deny') return failed(refuse(outcome.code, { ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(claimed ? { identity: claimed } : {}) }))
+  if (outcome.kind === 'deny') {
+    const claimed = claimedKeyId(body)
+    return failed(refuse(outcome.code, { ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(claimed !== undefined ? { claimed } : {}) }))
+  }
   const fp = outcome.identity.fp
 
   const parsed = parseJoinBody(body)
   if (typeof parsed === 'string') return refuse('BAD_REQUEST', { message: parsed, fp })
   const { keyid } = parsed
-  const who = { identity: 'join:' + keyid, fp }
+  const who = { identity: schemeIdentity(JOIN_IDENTITY_PREFIX, keyid), fp }
   const clientKey = parsed.publicKey === undefined ? undefined : importRawX25519(parsed.publicKey)
   if (parsed.publicKey !== undefined && !clientKey) return refuse('BAD_REQUEST', { message: 'publicKey must be a raw X25519 public key (32 bytes, base64url)', ...who })
   if (!clientKey && !c.tls) return refuse('BAD_REQUEST', { message: 'publicKey is required unless the gateway listens with TLS', ...who })
@@ -213,6 +229,7 @@ export async function serveJoin(rt: Pick<Runtime, 'state' | 'listeners' | 'tls'>
     path: x.path,
     route: join.path,
     identity: d.identity ?? null,
+    claimed: d.claimed ?? null,
     authMethod: d.identity || d.fp ? join.scheme : null,
     fp: d.fp ?? null,
     reason: d.code ?? null,

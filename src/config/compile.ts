@@ -7,11 +7,13 @@ import { isReference, isStoredDigest, resolveReference } from './secrets.js'
 import { compilePathMatcher, type Routable } from '../policy/routes.js'
 import type { Authenticator } from '../auth/types.js'
 import { CredentialTable } from '../auth/static-credentials.js'
-import { createBearerAuthenticator } from '../auth/bearer.js'
+import { createBearerAuthenticator, isB64Token } from '../auth/bearer.js'
 import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-key.js'
 import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
+import { identityNameProblem, schemeNameProblem } from '../auth/identity-names.js'
+import { compileAuthorities, type Authorities } from '../auth/authorities.js'
 import { assertionKeyProblem } from '../proxy/assertion.js'
 
 export interface Listen {
@@ -63,6 +65,8 @@ export interface Gateway {
     bodyLimit: number
     shutdownGraceMs: number
     trustProxy: boolean | string[]
+    /** server.authorities, compiled; absent = not checked. */
+    authorities?: Authorities
     tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer }
   }
   admin?: { listen: Listen }
@@ -123,6 +127,12 @@ export function compileGateway(
     const clientCa = server.tls.clientCa ? ctx.readFile(['server', 'tls', 'clientCa'], server.tls.clientCa) : undefined
     if (cert && key) tls = { cert, key, ...(clientCa ? { clientCa } : {}) }
   }
+  let authorities: Authorities | undefined
+  if (server.authorities) {
+    const a = compileAuthorities(server.authorities)
+    if (a.ok) authorities = a.authorities
+    else ctx.error(['server', 'authorities', a.index], 'must be a host name or address, optionally with :port (e.g. gw.internal or gw.internal:8443)')
+  }
   let admin: Gateway['admin']
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
@@ -162,6 +172,8 @@ export function compileGateway(
   const names = new Set<string>()
   ;(raw.identities ?? []).forEach((id, i) => {
     const at: ConfigPath = ['identities', i]
+    const nameProblem = identityNameProblem(id.name)
+    if (nameProblem) ctx.error([...at, 'name'], nameProblem)
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
     if (!id.bearer && !id.apiKey && !id.mtls) ctx.error(at, 'an identity needs bearer, apiKey or mtls')
@@ -176,7 +188,9 @@ export function compileGateway(
       })
     }
     each(id.bearer, 'bearer', (s, path) => {
-      if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
+      // A token no client could send in `Authorization: Bearer` (RFC 6750 b64token) is a mistake; never echoed.
+      if (!isStoredDigest(s) && !isB64Token(s)) ctx.error(path, 'a bearer token must be RFC 6750 b64token text (letters, digits, -._~+/ then optional =)')
+      else if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
     })
     const header = (id.apiKeyHeader ?? DEFAULT_API_KEY_HEADER).toLowerCase()
     each(id.apiKey, 'apiKey', (s, path) => {
@@ -196,6 +210,12 @@ export function compileGateway(
   for (const [name, spec] of Object.entries(raw.schemes ?? {})) {
     if (authenticators.has(name) || name === 'mtls') {
       ctx.error(['schemes', name], `scheme name "${name}" is reserved for a built-in method`)
+      continue
+    }
+    // DESIGN §3.3: identities are `<scheme>:<subject>`, and `join:<keyid>` is the join endpoint's.
+    const schemeProblem = schemeNameProblem(name)
+    if (schemeProblem) {
+      ctx.error(['schemes', name], schemeProblem)
       continue
     }
     const factory = SCHEME_FACTORIES[spec.type]
@@ -285,6 +305,7 @@ export function compileGateway(
       bodyLimit: sizeBytes(server.bodyLimit!),
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
+      ...(authorities ? { authorities } : {}),
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),

@@ -94,7 +94,7 @@ t.test('portcullis join prints the derived key, and that key signs requests the 
   const signed = await send(url, { headers: { ...signRfc9421({ keyId: 'worker-9', secret: key, method: 'POST', url, body }) }, body })
   t.equal(signed.status, 200)
   const got = backend.requests.at(-1)!
-  t.equal(got.headers['x-auth-identity'], 'worker-9')
+  t.equal(got.headers['x-auth-identity'], 'signed:worker-9', 'identities from a joined key are <join.scheme>:<keyid>')
   t.equal(got.headers['x-auth-method'], 'signed')
   t.equal(got.body.toString(), body)
 
@@ -156,8 +156,8 @@ t.test('wrong PSK, unsigned, tampered body, other methods', async (t) => {
   let r = await send(req.url, req)
   t.equal(r.status, 401)
   t.equal(r.json.code, 'INVALID_SIGNATURE')
-  const denied = await gw.waitForLog((l) => l.msg === 'auth' && l.identity === 'join:worker-13')
-  t.match(denied, { event: 'deny', reason: 'INVALID_SIGNATURE', status: 401 })
+  const denied = await gw.waitForLog((l) => l.msg === 'auth' && l.claimed === 'worker-13')
+  t.match(denied, { event: 'deny', reason: 'INVALID_SIGNATURE', status: 401, identity: null })
 
   r = await send(gw.url + JOIN_PATH, { headers: { 'content-type': 'application/json' }, body: '{"keyid":"w"}' })
   t.equal(r.status, 401)

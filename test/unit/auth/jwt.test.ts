@@ -71,7 +71,7 @@ t.test('a valid HS256 token: identity = sub, roles from the claim, method = sche
   const o = await outcome(hsAuth, token)
   t.equal(o.kind, 'identity')
   if (o.kind !== 'identity') return
-  t.same(o.identity, { name: 'worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
+  t.same(o.identity, { name: 'jobs:worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
 })
 
 t.test('presence, kind and challenge', async (t) => {

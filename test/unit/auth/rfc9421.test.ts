@@ -117,7 +117,7 @@ t.test('a signed GET is accepted with identity, roles, fingerprint and replay ke
   const out = await run(request(signed({ extra: { nonce: 'n-1' } })))
   t.equal(out.kind, 'identity')
   if (out.kind !== 'identity') return
-  t.equal(out.identity.name, 'worker-7')
+  t.equal(out.identity.name, 'signed:worker-7')
   t.same(out.identity.roles, ['worker'])
   t.equal(out.identity.method, 'signed')
   t.match(out.identity.fp, /^key:[0-9a-f]{6}$/)
@@ -310,7 +310,7 @@ t.test('derive: any keyid, key = derive(master, keyid) as UTF-8 hex text; cached
 
 t.test('denials carry the keyid fingerprint, never a signature', async (t) => {
   const out = await run(request(signed({ secret: 'wrong-0123456789abcdef0123456789abcdef' })))
-  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', identity: 'worker-7', fp: /^key:[0-9a-f]{6}$/ })
+  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', claimed: 'worker-7', fp: /^key:[0-9a-f]{6}$/ })
   t.notMatch(JSON.stringify(out), /sig1=/)
 })
 
