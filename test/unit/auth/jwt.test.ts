@@ -236,3 +236,15 @@ t.test('config: exactly one of secret / jwks; jwks problems are config errors', 
   if (!r.ok) t.match(r.errors[0]!.message, /cannot read .*ENOENT/)
   t.type(createJwtScheme, 'function')
 })
+
+t.test('the sub of a refused token was logged as the identity: it is only `claimed`', async (t) => {
+  const ok = await outcome(hsAuth, await hs256(claims({ sub: 'victim' })))
+  t.match(ok, { kind: 'identity', identity: { name: 'jobs:victim' } }, 'identity = <scheme>:<sub>')
+  const forged = await outcome(hsAuth, await hs256(claims({ sub: 'victim' }), 'not-the-secret-0123456789abcdef0123456789'))
+  t.match(forged, { kind: 'deny', code: 'INVALID_CREDENTIALS', claimed: 'victim' })
+  t.notOk('identity' in forged)
+  const expired = await outcome(hsAuth, await hs256(claims({ sub: 'victim', iat: NOW_S - 900, exp: NOW_S - 600 })))
+  t.match(expired, { kind: 'deny', code: 'TOKEN_EXPIRED', claimed: 'victim' })
+  const noSub = await outcome(hsAuth, await hs256(claims({ sub: undefined }), 'not-the-secret-0123456789abcdef0123456789'))
+  t.notOk('claimed' in noSub, 'nothing claimed, nothing logged')
+})
