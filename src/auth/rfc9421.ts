@@ -93,8 +93,9 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
     if (!digestsEqual(hmacSha256(signing.key, base.base), chosen.signature)) return deny('INVALID_SIGNATURE', keyid)
 
     // Hashing the body is the costly step: only for a request whose signature already verified.
-    const digest = fieldValues(req.raw, 'content-digest')
-    if (digest !== undefined && verifyContentDigest(digest.join(', '), body) !== 'ok') return deny('DIGEST_MISMATCH', keyid)
+    // Parsed once per request: reuse the Dictionary the base already parsed when it was covered with ;sf or ;key.
+    const digest = base.dictionaries?.get('content-digest') ?? fieldValues(req.raw, 'content-digest')?.join(', ')
+    if (digest !== undefined && verifyContentDigest(digest, body) !== 'ok') return deny('DIGEST_MISMATCH', keyid)
 
     const nonce = chosen.params.get('nonce') as string
     const expires = chosen.params.get('expires')

@@ -60,7 +60,11 @@ export interface BaseOptions {
 /** DESIGN §4.4: a signature covering more components is refused before any is looked at. */
 export const MAX_COVERED_COMPONENTS = 32
 
-export type BaseResult = { ok: true; base: string } | { ok: false; reason: string }
+/**
+ * `dictionaries`: the header fields the base parsed as Dictionaries (`;key`, `;sf`), for a caller
+ * that needs one again (content-digest) without parsing it a second time; absent when none was.
+ */
+export type BaseResult = { ok: true; base: string; dictionaries?: ReadonlyMap<string, Dictionary> } | { ok: false; reason: string }
 
 const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
 const ASCII = /^[\x00-\x7f]*$/
@@ -91,7 +95,8 @@ export function buildSignatureBase(message: SignedMessage, covered: InnerList, o
     }
     base += '"@signature-params": ' + serializeInnerList(covered)
     if (!ASCII.test(base)) return fail('the signature base is not ASCII')
-    return { ok: true, base }
+    const dictionaries = parsed.dictionaries()
+    return dictionaries === undefined ? { ok: true, base } : { ok: true, base, dictionaries }
   } catch {
     return fail('a component cannot be serialized')
   }
@@ -125,7 +130,10 @@ class ParsedMessage {
   /** The combined field parsed as `type`; null when it does not parse. */
   structuredField(name: string, type: StructuredType): Dictionary | List | Item | null {
     this.structured ??= new Map()
-    const cached = this.structured.get(name)
+    // Cached per (type, field): `;key` always reads a Dictionary, `;sf` the field's declared type.
+    // A field name holds no space, so `list x` / `item x` never collide with a Dictionary's `x`.
+    const slot = type === 'dictionary' ? name : `${type} ${name}`
+    const cached = this.structured.get(slot)
     if (cached !== undefined) return cached
     const combined = (this.field(name) ?? []).join(', ')
     this.options.onParse?.(name)
@@ -135,8 +143,16 @@ class ParsedMessage {
     } catch {
       value = null
     }
-    this.structured.set(name, value)
+    this.structured.set(slot, value)
     return value
+  }
+
+  /** The fields successfully parsed as Dictionaries, or undefined when none was. */
+  dictionaries(): ReadonlyMap<string, Dictionary> | undefined {
+    if (this.structured === undefined) return undefined
+    let found: Map<string, Dictionary> | undefined
+    for (const [slot, value] of this.structured) if (value instanceof Map && !slot.includes(' ')) (found ??= new Map()).set(slot, value)
+    return found
   }
 
   /** RFC 9421 §2.2.8: the re-encoded value of a query parameter named `wanted` (itself encoded); null when absent or repeated. */

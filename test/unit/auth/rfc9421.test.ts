@@ -398,3 +398,9 @@ t.test('server.authorities: a signature made for another gateway is refused', as
   t.equal(code(await at('other.example:8080')), 'INVALID_SIGNATURE')
   t.equal(code(await run(request(signed({ host: 'other.example:8080' })))), 'identity', 'without authorities: not checked')
 })
+
+t.test('content-digest covered with ;sf: its parsed Dictionary is reused, and still checked against the body', async (t) => {
+  const s = signed({ method: 'POST', body: '{"a":1}', extra: { components: ['"content-digest";sf'] } })
+  t.equal(code(await run(request(s))), 'identity')
+  t.equal(code(await run(request({ ...s, body: Buffer.from('{"a":2}') }))), 'DIGEST_MISMATCH')
+})

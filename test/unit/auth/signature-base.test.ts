@@ -312,3 +312,15 @@ t.test('more than 32 components: refused before any is looked at', async (t) => 
   t.equal(fieldReads, 0, 'no header was read')
   t.equal(buildSignatureBase(msg, covered(`sig1=(${names.slice(1).join(' ')});created=1`)).ok, true, '32 are fine')
 })
+
+t.test('the Dictionaries the base parsed are handed back (content-digest is then not parsed again)', async (t) => {
+  const digest = 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:'
+  const msg = message('POST', '/x', [['Host', 'example.com'], ['Content-Digest', digest], ['X-L', 'a, b']])
+  const parses: string[] = []
+  const r = buildSignatureBase(msg, covered('sig1=("content-digest";sf "content-digest";key="sha-256" "x-l";sf);created=1'), { onParse: (w) => parses.push(w), structuredFields: { 'x-l': 'list' } })
+  t.equal(r.ok, true, r.ok ? '' : r.reason)
+  if (!r.ok) return
+  t.same([...(r.dictionaries?.keys() ?? [])], ['content-digest'], 'only Dictionaries, by field name')
+  t.same(parses, ['content-digest', 'x-l'])
+  t.equal(buildSignatureBase(msg, covered('sig1=("content-digest");created=1')).ok && 'dictionaries' in (buildSignatureBase(msg, covered('sig1=("content-digest");created=1')) as object), false, 'none parsed: none handed back')
+})
