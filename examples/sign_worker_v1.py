@@ -6,7 +6,7 @@ usage:  DISTRIBUTED_WORKER_SECRET=... [WORKER_ID=worker-1] python3 sign_worker_v
   URL                        e.g. http://127.0.0.1:8080/v2/nodes/n1/heartbeat (a route that accepts the worker-v1 scheme)
   BODY                       optional; sent as a POST (worker-v1 does not sign the body)
   DISTRIBUTED_WORKER_SECRET  the scheme's shared secret, used as its UTF-8 text (a hex secret is NOT decoded)
-  WORKER_ID                  sent as x-worker-id; the gateway's identity becomes worker:<id> (default worker-1)
+  WORKER_ID                  sent as x-worker-id; the gateway's identity becomes <scheme>:<id>, e.g. workers:worker-1 (default worker-1)
 
 Prints the status and the response body; exits 0 on a 2xx answer, 1 otherwise.
 """

@@ -152,7 +152,7 @@ export class Exchange {
       upstream: route?.upstream ? route.upstream.name : null,
       ms: Math.round((performance.now() - this.start) * 100) / 100,
     }
-    if (d?.claimed !== undefined && !id) record.claimed = d.claimed
+    record.claimed = !id && d?.claimed !== undefined ? d.claimed : null
     for (const l of this.rt.listeners) l.decision(record, detail)
   }
 }

@@ -3,6 +3,7 @@
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
 import { tokenFingerprint } from './credential.js'
 import type { CredentialTable } from './static-credentials.js'
+import { trimSpacesAndTabs } from './bearer.js'
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key'
 
@@ -12,7 +13,10 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
   const presented = (req: { headers: Record<string, string | string[] | undefined> }) => {
     for (const h of headers) {
       const v = req.headers[h]
-      if (typeof v === 'string' && v.trim() !== '') return { header: h, key: v.trim() }
+      if (typeof v !== 'string') continue
+      // Only spaces and tabs are trimmed (never U+00A0 and the like); empty = missing (DESIGN §4.2).
+      const key = trimSpacesAndTabs(v)
+      if (key !== '') return { header: h, key }
     }
     return undefined
   }

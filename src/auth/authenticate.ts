@@ -3,12 +3,12 @@
 import type { IncomingMessage } from 'node:http'
 import type { CompiledRoute, Gateway } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
-import { bearerToken } from './bearer.js'
+import { bearerToken, trimSpacesAndTabs } from './bearer.js'
 import type { AuthRequest, Identity } from './types.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
-  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string; method?: string; body?: Buffer }
+  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; claimed?: string; method?: string; body?: Buffer }
 
 const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
 
@@ -25,7 +25,7 @@ export function isAmbiguous(gw: Gateway, req: IncomingMessage): boolean {
   if (authorization > 1 || apiKeys > 1) return true
   let kinds = 0
   if (bearerToken(req) !== undefined) kinds++
-  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && (req.headers[h] as string).trim() !== '')) kinds++
+  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && trimSpacesAndTabs(req.headers[h] as string) !== '')) kinds++
   if (WORKER_V1.some((h) => req.headers[h] !== undefined)) kinds++
   if (req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined) kinds++
   return kinds > 1
@@ -56,6 +56,7 @@ export async function authenticate(
     return { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
   }
   const ar: AuthRequest = { raw: req, method: req.method ?? 'GET', path: o.path, query: o.query, target: o.path + o.query, tls: o.tls, now: o.now }
+  if (gw.server.authorities !== undefined) ar.authorities = gw.server.authorities
   if (candidates.some((a) => a.needsBody?.(req))) ar.body = await o.readBody()
   let refusal: Extract<AuthResult, { kind: 'deny' }> | undefined
   for (const a of candidates) {
@@ -64,7 +65,7 @@ export async function authenticate(
     if (outcome.kind === 'deny') {
       // A more specific refusal (expired token) beats "not one of our static tokens".
       if (!refusal || (refusal.code === 'INVALID_CREDENTIALS' && outcome.code !== 'INVALID_CREDENTIALS')) {
-        refusal = { kind: 'deny', code: outcome.code, ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(outcome.identity ? { identity: outcome.identity } : {}), method: a.name }
+        refusal = { kind: 'deny', code: outcome.code, ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(outcome.claimed !== undefined ? { claimed: outcome.claimed } : {}), method: a.name }
       }
     }
   }

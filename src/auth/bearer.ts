@@ -5,14 +5,47 @@ import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
 import { tokenFingerprint } from './credential.js'
 import type { CredentialTable } from './static-credentials.js'
 
-/** The token of an `Authorization: Bearer` header (scheme word case-insensitive, trimmed), or undefined. */
+/** RFC 6750 §2.1 b64token: what a bearer token may be. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+
+export function isB64Token(token: string): boolean {
+  return B64TOKEN.test(token)
+}
+
+/**
+ * The token of an `Authorization: Bearer` header, or undefined when there is none (DESIGN §4.1):
+ * scheme word any case, then spaces or tabs; only spaces and tabs are trimmed around the token
+ * (String#trim would also drop U+00A0 and other Unicode spaces, accepting a token that was not
+ * sent). An empty header or empty token is missing. The token is returned as is, b64token or not:
+ * the authenticator refuses one that is not.
+ */
 export function bearerToken(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization
   if (header === undefined) return undefined
-  const value = header.trim()
-  if (value.length < 7 || value.slice(0, 6).toLowerCase() !== 'bearer' || (value[6] !== ' ' && value[6] !== '\t')) return undefined
-  const token = value.slice(7).trim()
-  return token === '' ? undefined : token
+  let start = 0
+  let end = header.length
+  while (start < end && isSpaceOrTab(header.charCodeAt(start))) start++
+  while (end > start && isSpaceOrTab(header.charCodeAt(end - 1))) end--
+  if (end - start < 6 || header.slice(start, start + 6).toLowerCase() !== 'bearer') return undefined
+  let at = start + 6
+  if (at === end) return undefined // `Bearer` alone: no token
+  if (!isSpaceOrTab(header.charCodeAt(at))) return undefined // `Bearerx`: another scheme
+  while (at < end && isSpaceOrTab(header.charCodeAt(at))) at++
+  return at === end ? undefined : header.slice(at, end)
+}
+
+/** Space or horizontal tab: the only whitespace HTTP allows around a field value or its parts. */
+export function isSpaceOrTab(code: number): boolean {
+  return code === 0x20 || code === 0x09
+}
+
+/** `value` without surrounding spaces and tabs (only those). */
+export function trimSpacesAndTabs(value: string): string {
+  let start = 0
+  let end = value.length
+  while (start < end && isSpaceOrTab(value.charCodeAt(start))) start++
+  while (end > start && isSpaceOrTab(value.charCodeAt(end - 1))) end--
+  return start === 0 && end === value.length ? value : value.slice(start, end)
 }
 
 export function createBearerAuthenticator(tokens: CredentialTable): Authenticator {
@@ -26,7 +59,8 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
       const token = bearerToken(req.raw)
       if (token === undefined) return { kind: 'absent' }
       const fp = tokenFingerprint(token)
-      const owner = tokens.find(token)
+      // Not b64token: no configured token can equal it (config refuses such tokens), so it is refused as such.
+      const owner = isB64Token(token) ? tokens.find(token) : undefined
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'bearer', fp } }
     },

@@ -1,7 +1,7 @@
 // RFC 9530 Content-Digest: compute it for a body and check a received one against the exact bytes.
 // Only sha-256 and sha-512 are accepted; anything else is refused, never ignored. Never throws on input.
 import { createHash } from 'node:crypto'
-import { parseDictionary, serializeDictionary, isInnerList } from 'structured-headers'
+import { parseDictionary, serializeDictionary, isInnerList, type Dictionary } from 'structured-headers'
 import { digestsEqual } from './credential.js'
 
 export type DigestAlgorithm = 'sha-256' | 'sha-512'
@@ -25,10 +25,11 @@ export function computeContentDigest(body: Uint8Array | string, algorithm: Diges
  */
 export type DigestCheck = 'ok' | 'mismatch' | 'unsupported' | 'malformed'
 
-export function verifyContentDigest(fieldValue: string, body: Uint8Array): DigestCheck {
-  let members
+/** `field`: the field's text, or the Dictionary already parsed from it (so it is parsed once per request). */
+export function verifyContentDigest(field: string | Dictionary, body: Uint8Array): DigestCheck {
+  let members: Dictionary
   try {
-    members = parseDictionary(fieldValue)
+    members = typeof field === 'string' ? parseDictionary(field) : field
   } catch {
     return 'malformed'
   }

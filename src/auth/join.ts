@@ -10,6 +10,11 @@ import type { Authenticator } from './types.js'
 
 /** The rfc9421 keyid a join request is signed with; its key is the join PSK. */
 export const JOIN_KEY_ID = 'join'
+/**
+ * A keyid a worker may join as (DESIGN §4.7): printable ASCII without spaces or `:`, bounded. Its
+ * identities are `join:<keyid>` here and `<join.scheme>:<keyid>` afterwards.
+ */
+export const JOIN_KEYID_PATTERN = /^[\x21-\x39\x3b-\x7e]{1,256}$/
 
 export interface JoinEndpoint {
   path: string
@@ -67,7 +72,18 @@ export function parseJoinBody(body: Buffer): JoinBody | string {
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return 'Join body must be a JSON object'
   const { keyid, publicKey } = doc as Record<string, unknown>
-  if (typeof keyid !== 'string' || !KEY_ID_PATTERN.test(keyid)) return 'keyid must be 1 to 256 printable ASCII characters without spaces'
+  if (typeof keyid !== 'string' || !JOIN_KEYID_PATTERN.test(keyid)) return 'keyid must be 1 to 256 printable ASCII characters without spaces or ":"'
   if (publicKey !== undefined && typeof publicKey !== 'string') return 'publicKey must be a base64url string'
   return publicKey === undefined ? { keyid } : { keyid, publicKey }
+}
+
+/** Best effort, for the audit line's `claimed` on a refused request: the keyid the (unverified) body names. */
+export function claimedKeyId(body: Buffer | undefined): string | undefined {
+  if (!body) return undefined
+  try {
+    const keyid = (JSON.parse(body.toString('utf8')) as { keyid?: unknown } | null)?.keyid
+    return typeof keyid === 'string' && KEY_ID_PATTERN.test(keyid) ? keyid : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -7,6 +7,7 @@ import { durationMs } from '../config/types.js'
 import type { JwtSchemeFile } from '../config/schema.js'
 import { bearerToken } from './bearer.js'
 import { tokenFingerprint } from './credential.js'
+import { schemeIdentity } from './identity-names.js'
 import type { SchemeFactory } from './registry.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 
@@ -79,20 +80,20 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     const invalid: AuthOutcome = { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
     if (token.length > 16_384 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return invalid
     const v = await verify(token, req.now)
-    if (!v.ok) return v.expired ? { kind: 'deny', code: 'TOKEN_EXPIRED', fp } : invalid
+    if (!v.ok) return refused(v.expired ? 'TOKEN_EXPIRED' : 'INVALID_CREDENTIALS', token, fp)
     const { payload } = v
     const exp = payload.exp as number
     const nowS = req.now / 1000
-    // iat in the future is "not yet valid"; a lifetime beyond maxTtl is refused even if unexpired.
-    if (payload.iat !== undefined && payload.iat > nowS + CLOCK_TOLERANCE_S) return { kind: 'deny', code: 'TOKEN_EXPIRED', fp }
-    const lifetimeS = exp - (payload.iat ?? nowS)
-    if (lifetimeS * 1000 > maxTtlMs) return { kind: 'deny', code: 'TOKEN_EXPIRED', fp }
     const sub = payload.sub
+    // iat in the future is "not yet valid"; a lifetime beyond maxTtl is refused even if unexpired.
+    if (payload.iat !== undefined && payload.iat > nowS + CLOCK_TOLERANCE_S) return refused('TOKEN_EXPIRED', token, fp)
+    const lifetimeS = exp - (payload.iat ?? nowS)
+    if (lifetimeS * 1000 > maxTtlMs) return refused('TOKEN_EXPIRED', token, fp)
     if (typeof sub !== 'string' || !JWT_SUBJECT.test(sub)) return invalid
     const claimed = payload[rolesClaim]
     if (claimed !== undefined && (!Array.isArray(claimed) || !claimed.every((r) => typeof r === 'string' && JWT_ROLE.test(r)))) return invalid
     const roles = [...new Set([...options.roles, ...((claimed as string[] | undefined) ?? [])])]
-    return { kind: 'identity', identity: { name: sub, roles, method: name, fp, expiresAt: exp * 1000 } }
+    return { kind: 'identity', identity: { name: schemeIdentity(name, sub), roles, method: name, fp, expiresAt: exp * 1000 } }
   }
 
   return {
@@ -103,6 +104,27 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     missingMessage: 'Missing token',
     present: (req) => bearerToken(req) !== undefined,
     authenticate,
+  }
+}
+
+/**
+ * A refusal of a token whose signature or time did not hold: the `sub` it claims (read without
+ * trusting it, for the audit line's `claimed`) is never an identity.
+ */
+function refused(code: 'TOKEN_EXPIRED' | 'INVALID_CREDENTIALS', token: string, fp: string): AuthOutcome {
+  const sub = claimedSubject(token)
+  const message = code === 'INVALID_CREDENTIALS' ? { message: 'Invalid token' } : {}
+  return { kind: 'deny', code, ...message, fp, ...(sub !== undefined ? { claimed: sub } : {}) }
+}
+
+/** The unverified payload's `sub`, when it is a plausible subject; undefined otherwise. */
+function claimedSubject(token: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.slice(token.indexOf('.') + 1, token.lastIndexOf('.')), 'base64url').toString('utf8')) as { sub?: unknown } | null
+    const sub = payload?.sub
+    return typeof sub === 'string' && JWT_SUBJECT.test(sub) ? sub : undefined
+  } catch {
+    return undefined
   }
 }
 

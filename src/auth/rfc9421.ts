@@ -9,8 +9,9 @@ import type { ErrorCode } from '../errors.js'
 import { verifyContentDigest } from './content-digest.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { deriveKey } from './derive.js'
+import { schemeIdentity } from './identity-names.js'
 import type { SchemeFactory } from './registry.js'
-import { buildSignatureBase, hmacSha256, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
+import { buildSignatureBase, hmacSha256, MAX_COVERED_COMPONENTS, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 
 export interface Rfc9421Options {
@@ -73,6 +74,8 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
       return deny('INVALID_SIGNATURE', claimed)
     }
     const keyid = chosen.params.get('keyid') as string
+    // DESIGN §4.4: refused before any component is looked at, so the work per request is bounded.
+    if (chosen.covered[0].length > MAX_COVERED_COMPONENTS) return deny('INVALID_SIGNATURE', keyid)
     if (revoked.has(keyid)) return deny('KEY_REVOKED', keyid)
 
     const fault = checkParams(chosen, req)
@@ -81,21 +84,25 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
     const body = req.body ?? EMPTY
     if (body.length > 0 && !covers(chosen, 'content-digest')) return deny('INVALID_SIGNATURE', keyid)
 
-    const base = buildSignatureBase(requestMessage(req), chosen.covered)
+    const message = requestMessage(req)
+    // A signature made for another gateway (server.authorities) is refused even where no replay cache is shared.
+    if (req.authorities !== undefined && !req.authorities.allows(message.authority, message.scheme)) return deny('INVALID_SIGNATURE', keyid)
+    const base = buildSignatureBase(message, chosen.covered)
     if (!base.ok || chosen.signature === undefined) return deny('INVALID_SIGNATURE', keyid)
     const signing = keyFor(keyid)
     if (!digestsEqual(hmacSha256(signing.key, base.base), chosen.signature)) return deny('INVALID_SIGNATURE', keyid)
 
     // Hashing the body is the costly step: only for a request whose signature already verified.
-    const digest = fieldValues(req.raw, 'content-digest')
-    if (digest !== undefined && verifyContentDigest(digest.join(', '), body) !== 'ok') return deny('DIGEST_MISMATCH', keyid)
+    // Parsed once per request: reuse the Dictionary the base already parsed when it was covered with ;sf or ;key.
+    const digest = base.dictionaries?.get('content-digest') ?? fieldValues(req.raw, 'content-digest')?.join(', ')
+    if (digest !== undefined && verifyContentDigest(digest, body) !== 'ok') return deny('DIGEST_MISMATCH', keyid)
 
     const nonce = chosen.params.get('nonce') as string
     const expires = chosen.params.get('expires')
     return {
       kind: 'identity',
       identity: {
-        name: keyid,
+        name: schemeIdentity(name, keyid),
         roles,
         method: name,
         fp: signing.fp,
@@ -221,7 +228,7 @@ export function replayKey(keyid: string, nonce: string): string {
 }
 
 function deny(code: ErrorCode, keyid?: string): AuthOutcome {
-  return keyid === undefined ? { kind: 'deny', code } : { kind: 'deny', code, fp: keyFingerprint(keyid), identity: keyid }
+  return keyid === undefined ? { kind: 'deny', code } : { kind: 'deny', code, fp: keyFingerprint(keyid), claimed: keyid }
 }
 
 function secretKey(key: string | Uint8Array): KeyObject {

@@ -1,5 +1,6 @@
 // RFC 9421 §2: the signature base of a request, and parsing of Signature-Input / Signature.
 // The one place signature structured fields are parsed; pure, and reports every fault as a value.
+// Bounded work (DESIGN §4.4): at most 32 components, each header field and the query parsed once.
 import { createHmac, type KeyObject } from 'node:crypto'
 import {
   isInnerList,
@@ -11,8 +12,10 @@ import {
   serializeItem,
   serializeList,
   serializeParameters,
+  type Dictionary,
   type InnerList,
   type Item,
+  type List,
   type Parameters,
 } from 'structured-headers'
 
@@ -50,9 +53,18 @@ export const KNOWN_STRUCTURED_FIELDS: Readonly<Record<string, StructuredType>> =
 export interface BaseOptions {
   /** Extra fields the application knows to be structured (for `;sf`). */
   structuredFields?: Readonly<Record<string, StructuredType>>
+  /** Instrumentation: called once each time a header field (its name) or the query (`@query`) is parsed. */
+  onParse?: (what: string) => void
 }
 
-export type BaseResult = { ok: true; base: string } | { ok: false; reason: string }
+/** DESIGN §4.4: a signature covering more components is refused before any is looked at. */
+export const MAX_COVERED_COMPONENTS = 32
+
+/**
+ * `dictionaries`: the header fields the base parsed as Dictionaries (`;key`, `;sf`), for a caller
+ * that needs one again (content-digest) without parsing it a second time; absent when none was.
+ */
+export type BaseResult = { ok: true; base: string; dictionaries?: ReadonlyMap<string, Dictionary> } | { ok: false; reason: string }
 
 const FIELD_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
 const ASCII = /^[\x00-\x7f]*$/
@@ -65,25 +77,97 @@ const PLAIN_NAME = /^@?[a-z0-9!#$%&'*+.^_`|~-]+$/
  * signature parameters). The last line is `"@signature-params": ` + the re-serialized inner list.
  */
 export function buildSignatureBase(message: SignedMessage, covered: InnerList, options: BaseOptions = {}): BaseResult {
+  const components = covered[0]
+  if (components.length > MAX_COVERED_COMPONENTS) return fail(`more than ${MAX_COVERED_COMPONENTS} components`)
   try {
-    const lines: string[] = []
+    const parsed = new ParsedMessage(message, options)
+    let base = ''
     const seen = new Set<string>()
-    for (const [name, params] of covered[0]) {
+    for (const [name, params] of components) {
       if (typeof name !== 'string') return fail('a component identifier is not a string')
-      const id = componentKey(name, params)
+      const id = params.size === 0 ? name : componentKey(name, params)
       if (seen.has(id)) return fail(`component ${name} is listed twice`)
       seen.add(id)
-      const value = name.startsWith('@') ? derivedValue(message, name, params) : fieldValue(message, name, params, options)
+      const value = name.charCodeAt(0) === 64 /* @ */ ? derivedValue(message, parsed, name, params) : fieldValue(parsed, name, params, options)
       if (typeof value !== 'string') return value
       if (NEWLINE.test(value)) return fail(`component ${name} contains a newline`)
-      lines.push((params.size === 0 && PLAIN_NAME.test(name) ? `"${name}"` : serializeItem(name, params)) + ': ' + value)
+      base += (params.size === 0 && PLAIN_NAME.test(name) ? `"${name}"` : serializeItem(name, params)) + ': ' + value + '\n'
     }
-    lines.push('"@signature-params": ' + serializeInnerList(covered))
-    const base = lines.join('\n')
+    base += '"@signature-params": ' + serializeInnerList(covered)
     if (!ASCII.test(base)) return fail('the signature base is not ASCII')
-    return { ok: true, base }
+    const dictionaries = parsed.dictionaries()
+    return dictionaries === undefined ? { ok: true, base } : { ok: true, base, dictionaries }
   } catch {
     return fail('a component cannot be serialized')
+  }
+}
+
+/**
+ * One message's header fields and query, each read and parsed at most once however many covered
+ * components name them (`"x";key=a`, `"x";key=b`, `"@query-param";name=…`): the cache lives for one
+ * signature base, i.e. one request. A parse that fails is remembered as failed.
+ */
+class ParsedMessage {
+  private fields?: Map<string, readonly string[] | undefined>
+  private structured?: Map<string, Dictionary | List | Item | null>
+  private query?: Map<string, string | null>
+
+  constructor(
+    private readonly message: SignedMessage,
+    private readonly options: BaseOptions,
+  ) {}
+
+  /** Every instance of the field, unfolded and trimmed; undefined when absent. */
+  field(name: string): readonly string[] | undefined {
+    this.fields ??= new Map()
+    if (this.fields.has(name)) return this.fields.get(name)
+    const instances = this.message.field(name)
+    const values = instances === undefined || instances.length === 0 ? undefined : instances.map((v) => v.replace(/\r?\n[ \t]+/g, ' ').trim())
+    this.fields.set(name, values)
+    return values
+  }
+
+  /** The combined field parsed as `type`; null when it does not parse. */
+  structuredField(name: string, type: StructuredType): Dictionary | List | Item | null {
+    this.structured ??= new Map()
+    // Cached per (type, field): `;key` always reads a Dictionary, `;sf` the field's declared type.
+    // A field name holds no space, so `list x` / `item x` never collide with a Dictionary's `x`.
+    const slot = type === 'dictionary' ? name : `${type} ${name}`
+    const cached = this.structured.get(slot)
+    if (cached !== undefined) return cached
+    const combined = (this.field(name) ?? []).join(', ')
+    this.options.onParse?.(name)
+    let value: Dictionary | List | Item | null
+    try {
+      value = type === 'dictionary' ? parseDictionary(combined) : type === 'list' ? parseList(combined) : parseItem(combined)
+    } catch {
+      value = null
+    }
+    this.structured.set(slot, value)
+    return value
+  }
+
+  /** The fields successfully parsed as Dictionaries, or undefined when none was. */
+  dictionaries(): ReadonlyMap<string, Dictionary> | undefined {
+    if (this.structured === undefined) return undefined
+    let found: Map<string, Dictionary> | undefined
+    for (const [slot, value] of this.structured) if (value instanceof Map && !slot.includes(' ')) (found ??= new Map()).set(slot, value)
+    return found
+  }
+
+  /** RFC 9421 §2.2.8: the re-encoded value of a query parameter named `wanted` (itself encoded); null when absent or repeated. */
+  queryParam(wanted: string): string | null | undefined {
+    if (this.query === undefined) {
+      this.query = new Map()
+      this.options.onParse?.('@query')
+      const q = this.message.query
+      for (const [name, value] of new URLSearchParams(q.startsWith('?') ? q.slice(1) : q)) {
+        const key = formEncode(name)
+        // A repeated name is remembered as null: the component is then an error.
+        this.query.set(key, this.query.has(key) ? null : formEncode(value))
+      }
+    }
+    return this.query.get(wanted)
   }
 }
 
@@ -136,11 +220,12 @@ export function signatureFieldValues(label: string, covered: InnerList, mac: Uin
   }
 }
 
-function derivedValue(message: SignedMessage, name: string, params: Parameters): string | BaseResult {
+function derivedValue(message: SignedMessage, parsed: ParsedMessage, name: string, params: Parameters): string | BaseResult {
   if (name === '@query-param') {
     const wanted = params.get('name')
     if (params.size !== 1 || typeof wanted !== 'string') return fail('@query-param needs exactly one `name` parameter')
-    return queryParam(message.query, wanted)
+    const value = parsed.queryParam(wanted)
+    return typeof value === 'string' ? value : fail(`query parameter ${wanted} is absent or repeated`)
   }
   if (params.size > 0) return fail(`${name} takes no parameters here`)
   switch (name) {
@@ -165,7 +250,7 @@ function derivedValue(message: SignedMessage, name: string, params: Parameters):
   }
 }
 
-function fieldValue(message: SignedMessage, name: string, params: Parameters, options: BaseOptions): string | BaseResult {
+function fieldValue(parsed: ParsedMessage, name: string, params: Parameters, options: BaseOptions): string | BaseResult {
   if (!FIELD_NAME.test(name)) return fail(`bad field name ${name}`)
   for (const [key, value] of params) {
     if (key === 'key' ? typeof value !== 'string' : (key !== 'sf' && key !== 'bs') || value !== true) {
@@ -173,39 +258,28 @@ function fieldValue(message: SignedMessage, name: string, params: Parameters, op
     }
   }
   if (params.has('bs') && (params.has('sf') || params.has('key'))) return fail(`bs cannot combine with sf or key on ${name}`)
-  const instances = message.field(name)
-  if (instances === undefined || instances.length === 0) return fail(`field ${name} is absent`)
-  const values = instances.map((v) => v.replace(/\r?\n[ \t]+/g, ' ').trim())
+  const values = parsed.field(name)
+  if (values === undefined) return fail(`field ${name} is absent`)
   if (params.has('bs')) return serializeList(values.map((v) => [Buffer.from(v, 'latin1'), new Map()] as Item))
-  const combined = values.join(', ')
   const key = params.get('key')
   if (typeof key === 'string') {
-    const member = parseDictionary(combined).get(key)
+    // §2.1.2: `key` reads the field as a Dictionary, whatever `sf` would say.
+    const dictionary = parsed.structuredField(name, 'dictionary')
+    if (!(dictionary instanceof Map)) return fail(`${name} is not a dictionary`)
+    const member = dictionary.get(key)
     if (member === undefined) return fail(`${name} has no member ${key}`)
     return isInnerList(member) ? serializeInnerList(member) : serializeItem(member)
   }
   if (params.has('sf')) {
     const type = options.structuredFields?.[name] ?? KNOWN_STRUCTURED_FIELDS[name]
     if (type === undefined) return fail(`${name} is not a known structured field`)
-    if (type === 'dictionary') return serializeDictionary(parseDictionary(combined))
-    if (type === 'list') return serializeList(parseList(combined))
-    return serializeItem(parseItem(combined))
+    const value = parsed.structuredField(name, type)
+    if (value === null) return fail(`${name} is not a valid structured field`)
+    if (type === 'dictionary') return serializeDictionary(value as Dictionary)
+    if (type === 'list') return serializeList(value as List)
+    return serializeItem(value as Item)
   }
-  return combined
-}
-
-/** RFC 9421 §2.2.8: form-urlencoded parse, then re-encode; absent or repeated names are errors. */
-function queryParam(query: string, wanted: string): string | BaseResult {
-  let found: string | undefined
-  let count = 0
-  for (const [name, value] of new URLSearchParams(query.startsWith('?') ? query.slice(1) : query)) {
-    if (formEncode(name) === wanted) {
-      found = value
-      count++
-    }
-  }
-  if (found === undefined || count !== 1) return fail(`query parameter ${wanted} is absent or repeated`)
-  return formEncode(found)
+  return values.length === 1 ? values[0]! : values.join(', ')
 }
 
 /** Percent-encode every byte outside ALPHA / DIGIT / `*-._`, as the RFC's examples do (space → %20). */

@@ -1,6 +1,7 @@
-// A table of static credentials (bearer tokens, API keys) held only as SHA-256 digests.
-// Lookup compares the presented credential's digest with every entry in constant time.
-import { digestsEqual, sha256 } from './credential.js'
+// A table of static credentials (bearer tokens, API keys) held only as SHA-256 digests (DESIGN §4.1, §4.2).
+// Lookup is one hash and one Map lookup keyed by the presented credential's digest: its cost does not
+// grow with the number of identities, and no comparison ever looks at the secret's own bytes.
+import { sha256 } from './credential.js'
 import { isStoredDigest } from '../config/secrets.js'
 
 export interface CredentialOwner {
@@ -9,25 +10,23 @@ export interface CredentialOwner {
 }
 
 export class CredentialTable<O extends CredentialOwner = CredentialOwner> {
-  private readonly entries: { digest: Buffer; owner: O }[] = []
+  /** Key: the digest's 32 bytes as a latin1 string (one allocation per lookup, no hex encoding). */
+  private readonly byDigest = new Map<string, O>()
 
   /** Add a resolved secret or a stored `sha256:` digest; returns false if the digest is already taken. */
   add(secretOrDigest: string, owner: O): boolean {
     const digest = isStoredDigest(secretOrDigest) ? Buffer.from(secretOrDigest.slice(7), 'hex') : sha256(secretOrDigest)
-    if (this.entries.some((e) => digestsEqual(e.digest, digest))) return false
-    this.entries.push({ digest, owner })
+    const key = digest.toString('latin1')
+    if (this.byDigest.has(key)) return false
+    this.byDigest.set(key, owner)
     return true
   }
 
   get size(): number {
-    return this.entries.length
+    return this.byDigest.size
   }
 
-  /** Visits every entry (no early exit) so timing does not depend on which one matched. */
   find(presented: string): O | undefined {
-    const digest = sha256(presented)
-    let found: O | undefined
-    for (const e of this.entries) if (digestsEqual(e.digest, digest) && found === undefined) found = e.owner
-    return found
+    return this.byDigest.get(sha256(presented).toString('latin1'))
   }
 }

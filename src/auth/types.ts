@@ -4,9 +4,13 @@
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { ErrorCode } from '../errors.js'
+import type { Authorities } from './authorities.js'
 
 export interface Identity {
-  /** x-auth-identity: `orchestratord`, `worker:worker-1`, a JWT `sub`, `localhost`. */
+  /**
+   * x-auth-identity (DESIGN §3.3): an `identities:` name (`orchestratord`), `<scheme>:<subject>`
+   * (`workers:worker-1`, `signed:worker-7`, `jobs:<sub>`), `join:<keyid>`, `localhost`, `anonymous`.
+   */
   name: string
   roles: readonly string[]
   /** x-auth-method and the log's authMethod: `bearer`, `apiKey`, `mtls`, or the scheme's name. */
@@ -24,7 +28,8 @@ export interface Identity {
 export type AuthOutcome =
   | { kind: 'absent' }
   | { kind: 'identity'; identity: Identity }
-  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; identity?: string }
+  /** `claimed`: the name a refused credential claims (keyid, x-worker-id), as sent; never an identity. */
+  | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; claimed?: string }
 
 /** What an authenticator may read of a request. Headers are Node's lower-cased headers. */
 export interface AuthRequest {
@@ -42,6 +47,8 @@ export interface AuthRequest {
   tls: boolean
   /** Current time in Unix ms (one clock reading per request, so tests can reason about it). */
   now: number
+  /** `server.authorities`: the names this gateway answers to; absent = @authority not checked. */
+  authorities?: Authorities
 }
 
 export interface Authenticator {

@@ -5,6 +5,7 @@ import { durationMs } from '../config/types.js'
 import type { WorkerV1SchemeFile } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
+import { schemeIdentity } from './identity-names.js'
 import type { SchemeFactory } from './registry.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 
@@ -55,7 +56,7 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
     const signature = headerText(headers['x-worker-signature'])
     if (id === undefined && timestamp === undefined && signature === undefined) return ABSENT
     if (id === undefined) return deny('MISSING_CREDENTIALS', WORKER_V1_MESSAGES.missingId)
-    const who = { fp: keyFingerprint(id), identity: `worker:${id}` }
+    const who = { fp: keyFingerprint(id), claimed: id }
     if (timestamp === undefined) return deny('MISSING_CREDENTIALS', WORKER_V1_MESSAGES.missingTimestamp, who)
     if (signature === undefined) return deny('MISSING_CREDENTIALS', WORKER_V1_MESSAGES.missingSignature, who)
     if (!TIMESTAMP.test(timestamp) || Math.abs(req.now - Number(timestamp)) > windowMs) {
@@ -69,7 +70,7 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
     return {
       kind: 'identity',
       identity: {
-        name: who.identity,
+        name: schemeIdentity(name, id),
         roles,
         method: name,
         fp: who.fp,
@@ -111,6 +112,6 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
-function deny(code: ErrorCode, message: string, who?: { fp: string; identity: string }): AuthOutcome {
+function deny(code: ErrorCode, message: string, who?: { fp: string; claimed: string }): AuthOutcome {
   return { kind: 'deny', code, message, ...who }
 }

@@ -8,7 +8,7 @@ import { isReference, isStoredDigest, resolveReference } from './secrets.js'
 import { compilePathMatcher, type Routable } from '../policy/routes.js'
 import type { Authenticator } from '../auth/types.js'
 import { CredentialTable } from '../auth/static-credentials.js'
-import { createBearerAuthenticator } from '../auth/bearer.js'
+import { createBearerAuthenticator, isB64Token } from '../auth/bearer.js'
 import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-key.js'
 import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
@@ -16,6 +16,8 @@ import { compileJoin, type JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
 import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
 import { isCommand } from '../ucan/command.js'
+import { identityNameProblem, schemeNameProblem } from '../auth/identity-names.js'
+import { compileAuthorities, type Authorities } from '../auth/authorities.js'
 
 export interface Listen {
   host: string
@@ -93,6 +95,8 @@ export interface Gateway {
      * the new certificate, key and client CA.
      */
     tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer; secureContext: SecureContextOptions }
+    /** server.authorities, compiled; absent = not checked. */
+    authorities?: Authorities
   }
   admin?: { listen: Listen }
   state: {
@@ -240,6 +244,12 @@ export function compileGateway(
     ctx.error(['server', 'bufferLimit'], 'must be at least server.bodyLimit')
   }
   const trusted = compileTrustProxy(ctx, server.trustProxy ?? false)
+  let authorities: Authorities | undefined
+  if (server.authorities) {
+    const a = compileAuthorities(server.authorities)
+    if (a.ok) authorities = a.authorities
+    else ctx.error(['server', 'authorities', a.index], 'must be a host name or address, optionally with :port (e.g. gw.internal or gw.internal:8443)')
+  }
   let admin: Gateway['admin']
   if (raw.admin) {
     const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
@@ -280,6 +290,8 @@ export function compileGateway(
   const names = new Set<string>()
   eachEntry(ctx, raw.identities ?? [], (i) => ['identities', i], (id, i) => {
     const at: ConfigPath = ['identities', i]
+    const nameProblem = identityNameProblem(id.name)
+    if (nameProblem) ctx.error([...at, 'name'], nameProblem)
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
     if (!id.bearer && !id.apiKey && !id.mtls) ctx.error(at, 'an identity needs bearer, apiKey or mtls')
@@ -295,7 +307,9 @@ export function compileGateway(
       })
     }
     each(id.bearer, 'bearer', (s, path) => {
-      if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
+      // A token no client could send in `Authorization: Bearer` (RFC 6750 b64token) is a mistake; never echoed.
+      if (!isStoredDigest(s) && !isB64Token(s)) ctx.error(path, 'a bearer token must be RFC 6750 b64token text (letters, digits, -._~+/ then optional =)')
+      else if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
     })
     const header = (id.apiKeyHeader ?? DEFAULT_API_KEY_HEADER).toLowerCase()
     each(id.apiKey, 'apiKey', (s, path) => {
@@ -317,6 +331,12 @@ export function compileGateway(
   for (const [name, spec] of Object.entries(raw.schemes ?? {})) {
     if (authenticators.has(name) || name === 'mtls') {
       ctx.error(['schemes', name], `scheme name "${name}" is reserved for a built-in method`)
+      continue
+    }
+    // DESIGN §3.3: identities are `<scheme>:<subject>`, and `join:<keyid>` is the join endpoint's.
+    const schemeProblem = schemeNameProblem(name)
+    if (schemeProblem) {
+      ctx.error(['schemes', name], schemeProblem)
       continue
     }
     const factory = SCHEME_FACTORIES[spec.type]
@@ -423,6 +443,7 @@ export function compileGateway(
       shutdownGraceMs: durationMs(server.shutdownGrace!),
       trustProxy: server.trustProxy ?? false,
       trusted,
+      ...(authorities ? { authorities } : {}),
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),

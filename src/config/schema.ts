@@ -38,6 +38,8 @@ const Server = Type.Object(
     bufferLimit: Type.Optional(Size('256mb')),
     shutdownGrace: Type.Optional(Duration('10s')),
     trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))], { default: false })),
+    // DESIGN §4.4: the names clients address this gateway by; absent = rfc9421 @authority not checked.
+    authorities: Type.Optional(Type.Array(Type.String({ minLength: 1, description: 'host or host:port' }), { minItems: 1 })),
     tls: Type.Optional(
       Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), clientCa: Type.Optional(Type.String({ minLength: 1 })) }, Strict),
     ),

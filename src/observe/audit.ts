@@ -11,9 +11,13 @@ export interface AuditRecord {
   method: string | null
   path: string | null
   route: string | null
+  /** Only an identity whose credential was verified (also on a 403, 429 or REPLAYED refusal). */
   identity: string | null
-  /** A name the client claimed on a refused credential (a keyid, an x-worker-id): never verified. */
-  claimed?: string
+  /**
+   * The name a refused credential claimed (a keyid, an x-worker-id, a join keyid, a failed token's
+   * `sub`), as the client sent it; never proof of anything. Optional so records built elsewhere compile.
+   */
+  claimed?: string | null
   authMethod: string | null
   fp: string | null
   reason: string | null

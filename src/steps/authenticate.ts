@@ -37,7 +37,7 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     ...(auth.code === 'MISSING_CREDENTIALS' && route.challenge ? { headers: { 'www-authenticate': route.challenge } } : {}),
     ...(auth.fp ? { fp: auth.fp } : {}),
     ...(auth.method ? { authMethod: auth.method } : {}),
-    ...(auth.identity ? { claimed: auth.identity } : {}),
+    ...(auth.claimed !== undefined ? { claimed: auth.claimed } : {}),
   }
 }
 

@@ -4,7 +4,7 @@
 import type { Gateway } from '../config/compile.js'
 import { ERRORS } from '../errors.js'
 import type { Exchange, JoinRoute } from '../exchange.js'
-import { parseJoinBody, type JoinEndpoint } from '../auth/join.js'
+import { claimedKeyId, parseJoinBody, type JoinEndpoint } from '../auth/join.js'
 import { importRawX25519, wrapWorkerKey } from '../auth/join-wrap.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from '../auth/types.js'
 
@@ -22,16 +22,17 @@ function joinAuthenticator(endpoint: JoinEndpoint): Authenticator {
     needsBody: () => true,
     async authenticate(ar: AuthRequest): Promise<AuthOutcome> {
       const outcome = await v.authenticate(ar)
-      const parsed = parseJoinBody(ar.body ?? Buffer.alloc(0))
       if (outcome.kind !== 'identity') {
-        if (outcome.kind === 'deny' && typeof parsed !== 'string') return { ...outcome, identity: parsed.keyid }
-        return outcome
+        if (outcome.kind === 'absent') return outcome
+        const claimed = claimedKeyId(ar.body)
+        return claimed !== undefined ? { ...outcome, claimed } : outcome
       }
+      const parsed = parseJoinBody(ar.body ?? Buffer.alloc(0))
       const fp = outcome.identity.fp
       if (typeof parsed === 'string') return { kind: 'deny', code: 'BAD_REQUEST', message: parsed, fp }
       if (parsed.publicKey !== undefined && !importRawX25519(parsed.publicKey)) return { kind: 'deny', code: 'BAD_REQUEST', message: BAD_KEY, fp }
       if (parsed.publicKey === undefined && !ar.tls) return { kind: 'deny', code: 'BAD_REQUEST', message: 'publicKey is required unless the gateway listens with TLS', fp }
-      if (endpoint.revoked.has(parsed.keyid)) return { kind: 'deny', code: 'KEY_REVOKED', fp, identity: parsed.keyid }
+      if (endpoint.revoked.has(parsed.keyid)) return { kind: 'deny', code: 'KEY_REVOKED', fp, claimed: parsed.keyid }
       const replay = outcome.identity.replay
       return {
         kind: 'identity',

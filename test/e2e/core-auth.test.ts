@@ -349,7 +349,7 @@ t.test('the audit line has every field, for an allow and a deny', async (t) => {
   const path = uniq('/bearer/')
   const allowed = await get(`${path}?q=1`, { authorization: `Bearer ${TOK_A}` })
   const line = await auditOf(t, String(allowed.headers['x-request-id']))
-  for (const k of ['event', 'reqId', 'method', 'path', 'route', 'identity', 'authMethod', 'fp', 'reason', 'ip', 'status', 'upstream', 'ms']) t.ok(k in line, `field ${k}`)
+  for (const k of ['event', 'reqId', 'method', 'path', 'route', 'identity', 'claimed', 'authMethod', 'fp', 'reason', 'ip', 'status', 'upstream', 'ms']) t.ok(k in line, `field ${k}`)
   t.match(line, { msg: 'auth', event: 'allow', method: 'GET', path, route: '/bearer/*', identity: 'orchestratord', authMethod: 'bearer', fp: fp(TOK_A), reason: null, ip: '127.0.0.1', status: 200, upstream: 'be' })
   t.type(line.ms, 'number')
   t.equal(forwardedOnce(t, `${path}?q=1`)?.headers['x-auth-fingerprint'], line.fp, 'x-auth-fingerprint equals the line\'s fp')
@@ -357,7 +357,7 @@ t.test('the audit line has every field, for an allow and a deny', async (t) => {
   const denied = await get(uniq('/either/'), { 'x-api-key': WRONG_KEY }, 'POST')
   const id = expectError(t, denied, 401, 'INVALID_CREDENTIALS', 'Invalid API key')
   const d = await auditOf(t, id)
-  for (const k of ['event', 'reqId', 'method', 'path', 'route', 'identity', 'authMethod', 'fp', 'reason', 'ip', 'status', 'upstream', 'ms']) t.ok(k in d, `field ${k}`)
+  for (const k of ['event', 'reqId', 'method', 'path', 'route', 'identity', 'claimed', 'authMethod', 'fp', 'reason', 'ip', 'status', 'upstream', 'ms']) t.ok(k in d, `field ${k}`)
   t.match(d, { event: 'deny', reqId: id, method: 'POST', route: '/either/*', authMethod: 'apiKey', fp: fp(WRONG_KEY), reason: 'INVALID_CREDENTIALS', ip: '127.0.0.1', status: 401, upstream: 'be' })
 })
 

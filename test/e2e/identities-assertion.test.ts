@@ -142,7 +142,7 @@ t.test('a signed (rfc9421) request: amr = the scheme name, cdg = its verified bo
   const body = '{"job":7}'
   const r = await fetch(url, { method: 'PUT', headers: signRfc9421({ keyId: 'worker-7', secret: KEY7, method: 'PUT', url, body }) as unknown as Record<string, string>, body })
   t.equal(r.status, 200)
-  t.match(backend.seen.at(-1)!.claims, { sub: 'worker-7', amr: ['signed'], roles: ['worker'], htm: 'PUT', htu: '/base/pools/1', cdg: computeContentDigest(body) })
+  t.match(backend.seen.at(-1)!.claims, { sub: 'signed:worker-7', amr: ['signed'], roles: ['worker'], htm: 'PUT', htu: '/base/pools/1', cdg: computeContentDigest(body) })
 })
 
 t.test('a captured assertion sent straight to the backend for another request is refused', async (t) => {

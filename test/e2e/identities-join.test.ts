@@ -94,7 +94,7 @@ t.test('portcullis join prints the derived key, and that key signs requests the 
   const signed = await send(url, { headers: { ...signRfc9421({ keyId: 'worker-9', secret: key, method: 'POST', url, body }) }, body })
   t.equal(signed.status, 200)
   const got = backend.requests.at(-1)!
-  t.equal(got.headers['x-auth-identity'], 'worker-9')
+  t.equal(got.headers['x-auth-identity'], 'signed:worker-9', 'identities from a joined key are <join.scheme>:<keyid>')
   t.equal(got.headers['x-auth-method'], 'signed')
   t.equal(got.body.toString(), body)
 

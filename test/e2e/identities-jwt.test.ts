@@ -94,7 +94,7 @@ t.test('mint → the gateway accepts the token: identity = sub, method = scheme,
   const r = await call('/jobs', token)
   t.equal(r.status, 200)
   const got = backend.requests[before]!
-  t.equal(got.headers['x-auth-identity'], 'worker-1')
+  t.equal(got.headers['x-auth-identity'], 'jobs:worker-1')
   t.equal(got.headers['x-auth-method'], 'jobs')
   t.equal(got.headers['x-auth-roles'], 'worker')
   t.equal(got.headers['x-auth-fingerprint'], tokenFingerprint(token))
@@ -176,7 +176,7 @@ t.test('mint for a jwks scheme signs with --key (EdDSA with kid, ES256)', async 
   t.match(JSON.parse(Buffer.from(edToken.split('.')[0]!, 'base64url').toString()), { alg: 'EdDSA', kid: 'ed-2024' })
   let r = await call('/cluster', edToken)
   t.equal(r.status, 200)
-  t.equal((r.json.headers as Record<string, string>)['x-auth-identity'], 'node-a')
+  t.equal((r.json.headers as Record<string, string>)['x-auth-identity'], 'cluster:node-a')
   t.equal((r.json.headers as Record<string, string>)['x-auth-method'], 'cluster')
   m = await mint(['--scheme', 'cluster', '--sub', 'node-b', '--ttl', '2m', '--key', ecKeyFile])
   t.equal(m.code, 0, m.stderr)

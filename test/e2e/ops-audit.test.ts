@@ -179,6 +179,6 @@ routes:
   const full = await send('w2')
   t.equal(full.status, 503, 'the replay cache is full')
   const line = await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === full.headers.get('x-request-id'))
-  t.match(line, { event: 'deny', reason: 'STATE_UNAVAILABLE', identity: 'worker:w2', authMethod: 'workers', route: '/w' })
+  t.match(line, { event: 'deny', reason: 'STATE_UNAVAILABLE', identity: 'workers:w2', authMethod: 'workers', route: '/w' })
   t.match(String(line.fp), /^key:[0-9a-f]{6}$/)
 })

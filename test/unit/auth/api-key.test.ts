@@ -26,3 +26,13 @@ t.test('keys in the default and a custom header; WWW-Authenticate names both hea
   t.same(await a.authenticate(request({ 'x-api-key': '  ' })), { kind: 'absent' }, 'empty = missing')
   t.equal(a.present({ headers: {} } as IncomingMessage), false)
 })
+
+t.test('an API key followed by U+00A0 was accepted; only spaces and tabs are trimmed', async (t) => {
+  const table = new CredentialTable()
+  table.add(KEY_A, { name: 'dash', roles: [] })
+  const a = createApiKeyAuthenticator(new Map([['x-api-key', table]]))
+  t.match(await a.authenticate(request({ 'x-api-key': `${KEY_A}\u00a0` })), { kind: 'deny', code: 'INVALID_CREDENTIALS' })
+  t.match(await a.authenticate(request({ 'x-api-key': `\t${KEY_A} ` })), { kind: 'identity', identity: { name: 'dash' } })
+  t.match(await a.authenticate(request({ 'x-api-key': '\u00a0' })), { kind: 'deny', code: 'INVALID_CREDENTIALS' }, 'U+00A0 alone is a (wrong) key, not empty')
+  t.same(await a.authenticate(request({ 'x-api-key': '' })), { kind: 'absent' }, 'empty = missing')
+})

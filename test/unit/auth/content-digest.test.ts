@@ -34,3 +34,10 @@ t.test('verify', async (t) => {
   t.equal(verifyContentDigest('sha-256=:AAAA:', HELLO), 'mismatch', 'short digest is a mismatch, not a throw')
   t.equal(verifyContentDigest(computeContentDigest(''), Buffer.alloc(0)), 'ok', 'empty body')
 })
+
+t.test('verifyContentDigest takes an already parsed Dictionary too', async (t) => {
+  const { parseDictionary } = await import('structured-headers')
+  const body = Buffer.from('{"a":1}')
+  t.equal(verifyContentDigest(parseDictionary(computeContentDigest(body)), body), 'ok')
+  t.equal(verifyContentDigest(parseDictionary(computeContentDigest('other')), body), 'mismatch')
+})

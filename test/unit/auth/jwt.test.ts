@@ -71,7 +71,7 @@ t.test('a valid HS256 token: identity = sub, roles from the claim, method = sche
   const o = await outcome(hsAuth, token)
   t.equal(o.kind, 'identity')
   if (o.kind !== 'identity') return
-  t.same(o.identity, { name: 'worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
+  t.same(o.identity, { name: 'jobs:worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
 })
 
 t.test('presence, kind and challenge', async (t) => {
@@ -235,4 +235,16 @@ t.test('config: exactly one of secret / jwks; jwks problems are config errors', 
   t.equal(r.ok, false)
   if (!r.ok) t.match(r.errors[0]!.message, /cannot read .*ENOENT/)
   t.type(createJwtScheme, 'function')
+})
+
+t.test('the sub of a refused token was logged as the identity: it is only `claimed`', async (t) => {
+  const ok = await outcome(hsAuth, await hs256(claims({ sub: 'victim' })))
+  t.match(ok, { kind: 'identity', identity: { name: 'jobs:victim' } }, 'identity = <scheme>:<sub>')
+  const forged = await outcome(hsAuth, await hs256(claims({ sub: 'victim' }), 'not-the-secret-0123456789abcdef0123456789'))
+  t.match(forged, { kind: 'deny', code: 'INVALID_CREDENTIALS', claimed: 'victim' })
+  t.notOk('identity' in forged)
+  const expired = await outcome(hsAuth, await hs256(claims({ sub: 'victim', iat: NOW_S - 900, exp: NOW_S - 600 })))
+  t.match(expired, { kind: 'deny', code: 'TOKEN_EXPIRED', claimed: 'victim' })
+  const noSub = await outcome(hsAuth, await hs256(claims({ sub: undefined }), 'not-the-secret-0123456789abcdef0123456789'))
+  t.notOk('claimed' in noSub, 'nothing claimed, nothing logged')
 })

@@ -2,11 +2,12 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { parseDictionary, serializeDictionary, type InnerList } from 'structured-headers'
+import { parseDictionary, serializeDictionary, serializeInnerList, type InnerList } from 'structured-headers'
 import { createRfc9421Authenticator, createRfc9421Scheme, replayKey } from '../../../src/auth/rfc9421.js'
 import { buildSignatureBase, hmacSha256, parseSignatureFields, signatureFieldValues } from '../../../src/auth/signature-base.js'
 import { computeContentDigest } from '../../../src/auth/content-digest.js'
 import { deriveKey } from '../../../src/auth/derive.js'
+import { compileAuthorities } from '../../../src/auth/authorities.js'
 import { signRfc9421, type Rfc9421SignOptions } from '../../../src/client/rfc9421.js'
 import type { AuthOutcome, AuthRequest } from '../../../src/auth/types.js'
 import type { CompileContext, ConfigPath } from '../../../src/config/types.js'
@@ -117,7 +118,7 @@ t.test('a signed GET is accepted with identity, roles, fingerprint and replay ke
   const out = await run(request(signed({ extra: { nonce: 'n-1' } })))
   t.equal(out.kind, 'identity')
   if (out.kind !== 'identity') return
-  t.equal(out.identity.name, 'worker-7')
+  t.equal(out.identity.name, 'signed:worker-7')
   t.same(out.identity.roles, ['worker'])
   t.equal(out.identity.method, 'signed')
   t.match(out.identity.fp, /^key:[0-9a-f]{6}$/)
@@ -310,7 +311,7 @@ t.test('derive: any keyid, key = derive(master, keyid) as UTF-8 hex text; cached
 
 t.test('denials carry the keyid fingerprint, never a signature', async (t) => {
   const out = await run(request(signed({ secret: 'wrong-0123456789abcdef0123456789abcdef' })))
-  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', identity: 'worker-7', fp: /^key:[0-9a-f]{6}$/ })
+  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', claimed: 'worker-7', fp: /^key:[0-9a-f]{6}$/ })
   t.notMatch(JSON.stringify(out), /sig1=/)
 })
 
@@ -354,4 +355,52 @@ t.test('@authority: exactly one Host header', async (t) => {
   const s = signed({})
   t.equal(code(await run(request({ ...s, headers: [...s.headers, ['Host', 'gw.example:8080']] }))), 'INVALID_SIGNATURE', 'two Host headers')
   t.equal(code(await run(request({ ...s, headers: s.headers.filter(([k]) => k !== 'Host') }))), 'INVALID_SIGNATURE', 'no Host')
+})
+
+t.test('a signature covering 33 components was verified: now refused before any component is read', async (t) => {
+  const names = Array.from({ length: 29 }, (_, i) => `x-h${i}`)
+  const host = 'gw.example:8080'
+  const headers: Array<[string, string]> = [['Host', host], ...names.map((n, i) => [n, String(i)] as [string, string])]
+  const covered: InnerList = [
+    ['@method', '@authority', '@path', '@query', ...names].map((c) => [c, new Map()] as [string, Map<string, never>]),
+    new Map<string, string | number>([['created', CREATED], ['keyid', 'worker-7'], ['nonce', 'n33']]),
+  ]
+  // By hand: the library's base builder refuses more than 32 components.
+  const base = ['"@method": GET', `"@authority": ${host}`, '"@path": /pools/1', '"@query": ?', ...names.map((n, i) => `"${n}": ${i}`), '"@signature-params": ' + serializeInnerList(covered)].join('\n')
+  const f = signatureFieldValues('sig1', covered, hmacSha256(Buffer.from(KEY7), base))
+  const req = request({ target: '/pools/1', headers: [...headers, ['Signature-Input', f.signatureInput], ['Signature', f.signature]] })
+  let reads = 0
+  const rawHeaders = (req.raw as { rawHeaders: string[] }).rawHeaders
+  Object.defineProperty(req.raw, 'rawHeaders', { get: () => (reads++, rawHeaders) })
+  t.match(await run(req), { kind: 'deny', code: 'INVALID_SIGNATURE', claimed: 'worker-7' })
+  t.equal(reads, 0, 'no header field was read')
+
+  const revoked = signatureFieldValues('sig1', [covered[0], new Map([...covered[1], ['keyid', 'worker-3']]) as InnerList[1]], Buffer.alloc(32))
+  const r = request({ target: '/pools/1', headers: [...headers, ['Signature-Input', revoked.signatureInput], ['Signature', revoked.signature]] })
+  t.equal(code(await run(r)), 'INVALID_SIGNATURE', 'even before the revocation check')
+
+  const ok = signed({ extra: { components: names.slice(0, 28), headers: headers.slice(1) }, target: '/pools/1' })
+  t.equal(code(await run(request({ ...ok, headers: [...ok.headers, ...headers.slice(1)] }))), 'identity', '32 components are accepted')
+})
+
+t.test('server.authorities: a signature made for another gateway is refused', async (t) => {
+  const c = compileAuthorities(['gw.example', 'api.example:8443'])
+  if (!c.ok) return t.fail('compile')
+  const at = async (host: string) => {
+    const req = request(signed({ host }))
+    req.authorities = c.authorities
+    return run(req)
+  }
+  t.equal(code(await at('gw.example:8080')), 'identity')
+  t.equal(code(await at('GW.EXAMPLE')), 'identity')
+  t.equal(code(await at('api.example:8443')), 'identity')
+  t.match(await at('api.example:443'), { kind: 'deny', code: 'INVALID_SIGNATURE', claimed: 'worker-7' })
+  t.equal(code(await at('other.example:8080')), 'INVALID_SIGNATURE')
+  t.equal(code(await run(request(signed({ host: 'other.example:8080' })))), 'identity', 'without authorities: not checked')
+})
+
+t.test('content-digest covered with ;sf: its parsed Dictionary is reused, and still checked against the body', async (t) => {
+  const s = signed({ method: 'POST', body: '{"a":1}', extra: { components: ['"content-digest";sf'] } })
+  t.equal(code(await run(request(s))), 'identity')
+  t.equal(code(await run(request({ ...s, body: Buffer.from('{"a":2}') }))), 'DIGEST_MISMATCH')
 })

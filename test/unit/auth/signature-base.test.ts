@@ -272,3 +272,55 @@ t.test('parseSignatureFields: malformed input is undefined, odd members are skip
   t.equal(parseSignatureFields('b=("@method")', 'b="text"')?.[0]?.signature, undefined, 'a string is not a signature')
   t.equal(parseSignatureFields('b=("@method")', 'c=:AAAA:')?.[0]?.signature, undefined, 'no matching label')
 })
+
+t.test('every covered "x";key=… re-parsed the whole field and every @query-param the whole query', async (t) => {
+  const dict = Array.from({ length: 40 }, (_, i) => `m${i}=${i}`).join(', ')
+  const query = '?' + Array.from({ length: 40 }, (_, i) => `p${i}=${i}`).join('&')
+  const msg = message('GET', '/x' + query, [['Host', 'example.com'], ['X-Dict', dict], ['Priority', 'u=1, i']])
+  let fieldReads = 0
+  const counted: SignedMessage = { ...msg, field: (name) => (fieldReads++, msg.field(name)) }
+  const members = Array.from({ length: 14 }, (_, i) => `"x-dict";key="m${i}"`)
+  const params = Array.from({ length: 14 }, (_, i) => `"@query-param";name="p${i}"`)
+  const input = `sig1=(${[...members, ...params, '"priority";sf', '"priority";key="u"', '"x-dict"', '"@query"'].join(' ')});created=1`
+  const parses: string[] = []
+  const r = buildSignatureBase(counted, covered(input), { onParse: (what) => parses.push(what) })
+  t.equal(r.ok, true, r.ok ? '' : r.reason)
+  t.same(parses.sort(), ['@query', 'priority', 'x-dict'], 'each field and the query parsed once')
+  t.equal(fieldReads, 2, 'each header read once (x-dict, priority)')
+  if (r.ok) {
+    t.match(r.base, /^"x-dict";key="m13": 13$/m)
+    t.match(r.base, /^"@query-param";name="p13": 13$/m)
+  }
+})
+
+t.test('a failing base costs no more parses than a passing one', async (t) => {
+  const msg = message('GET', '/x?a=1&a=2', [['Host', 'example.com'], ['X-Dict', 'a=1, b=(']])
+  const parses: string[] = []
+  const bad = `sig1=("x-dict";key="a" "x-dict";key="b" "x-dict";sf "@query-param";name="a" "@query-param";name="a2");created=1`
+  t.equal(buildSignatureBase(msg, covered(bad), { onParse: (w) => parses.push(w), structuredFields: { 'x-dict': 'dictionary' } }).ok, false)
+  t.ok(parses.length <= 2, `at most one parse of x-dict and one of the query: ${parses.join(',')}`)
+})
+
+t.test('more than 32 components: refused before any is looked at', async (t) => {
+  const names = Array.from({ length: 33 }, (_, i) => `"x-h${i}"`)
+  const headers: Array<[string, string]> = [['Host', 'example.com'], ...names.map((_, i) => [`x-h${i}`, String(i)] as [string, string])]
+  const msg = message('GET', '/x', headers)
+  let fieldReads = 0
+  const counted: SignedMessage = { ...msg, field: (name) => (fieldReads++, msg.field(name)) }
+  const r = buildSignatureBase(counted, covered(`sig1=(${names.join(' ')});created=1`))
+  t.equal(r.ok, false)
+  t.equal(fieldReads, 0, 'no header was read')
+  t.equal(buildSignatureBase(msg, covered(`sig1=(${names.slice(1).join(' ')});created=1`)).ok, true, '32 are fine')
+})
+
+t.test('the Dictionaries the base parsed are handed back (content-digest is then not parsed again)', async (t) => {
+  const digest = 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:'
+  const msg = message('POST', '/x', [['Host', 'example.com'], ['Content-Digest', digest], ['X-L', 'a, b']])
+  const parses: string[] = []
+  const r = buildSignatureBase(msg, covered('sig1=("content-digest";sf "content-digest";key="sha-256" "x-l";sf);created=1'), { onParse: (w) => parses.push(w), structuredFields: { 'x-l': 'list' } })
+  t.equal(r.ok, true, r.ok ? '' : r.reason)
+  if (!r.ok) return
+  t.same([...(r.dictionaries?.keys() ?? [])], ['content-digest'], 'only Dictionaries, by field name')
+  t.same(parses, ['content-digest', 'x-l'])
+  t.equal(buildSignatureBase(msg, covered('sig1=("content-digest");created=1')).ok && 'dictionaries' in (buildSignatureBase(msg, covered('sig1=("content-digest");created=1')) as object), false, 'none parsed: none handed back')
+})

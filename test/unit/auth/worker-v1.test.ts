@@ -41,7 +41,7 @@ t.test('a seed-signed request is accepted', async (t) => {
   const out = outcome(headers('worker-1', String(NOW)))
   t.equal(out.kind, 'identity')
   if (out.kind !== 'identity') return
-  t.equal(out.identity.name, 'worker:worker-1')
+  t.equal(out.identity.name, 'workers:worker-1')
   t.same(out.identity.roles, ['worker'])
   t.equal(out.identity.method, 'workers')
   t.match(out.identity.fp, /^key:[0-9a-f]{6}$/)
@@ -106,7 +106,7 @@ t.test('never throws, whatever the headers hold', async (t) => {
 
 t.test('denials name the worker by fingerprint', async (t) => {
   const out = outcome(headers('worker-1', String(NOW), '0'.repeat(64)))
-  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', identity: 'worker:worker-1', fp: /^key:[0-9a-f]{6}$/ })
+  t.match(out, { kind: 'deny', code: 'INVALID_SIGNATURE', claimed: 'worker-1', fp: /^key:[0-9a-f]{6}$/ })
   t.notMatch(JSON.stringify(out), /0{64}/)
 })
 

@@ -101,10 +101,10 @@ t.test('sign --send sends the request and exits 0 only on 2xx', async (t) => {
   t.teardown(() => new Promise<void>((r) => server.close(() => r())))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/pools/1?x=1`
   const ok = await cli('sign', ['--scheme', 'rfc9421', '--key-id', 'w1', '--secret-env', 'S', '-d', 'payload', url, '--send'], { S: KEY })
-  t.same(ok, { code: 0, stdout: 'hello w1\n', stderr: '' })
+  t.same(ok, { code: 0, stdout: 'hello signed:w1\n', stderr: '' })
   const inc = await cli('sign', ['--scheme', 'worker-v1', '--id', 'w9', '--secret-env', 'S', '-i', '--send', url], { S: KEY })
   t.equal(inc.code, 0)
-  t.match(inc.stdout, /^HTTP\/1.1 200\n[\s\S]*x-test: yes\n[\s\S]*\n\nhello worker:w9\n$/)
+  t.match(inc.stdout, /^HTTP\/1.1 200\n[\s\S]*x-test: yes\n[\s\S]*\n\nhello workers:w9\n$/)
   const bad = await cli('sign', ['--scheme', 'rfc9421', '--key-id', 'w1', '--secret-env', 'S', url, '--send'], { S: 'wrong-0123456789abcdef0123456789abcdef' })
   t.same(bad, { code: 1, stdout: 'denied INVALID_SIGNATURE\n', stderr: 'sign: HTTP 401\n' })
   const down = await cli('sign', ['--scheme', 'worker-v1', '--id', 'w', '--secret-env', 'S', 'http://127.0.0.1:1/', '--send'], { S: KEY })

@@ -54,7 +54,7 @@ t.test('rfc9421: GET, query, string and Buffer bodies, header shapes', async (t)
     const res = await request(base() + path, { dispatcher: d, ...opts })
     return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> }
   }
-  t.same(await send('/pools/1'), { status: 200, json: { kind: 'identity', name: 'w1' } })
+  t.same(await send('/pools/1'), { status: 200, json: { kind: 'identity', name: 'signed:w1' } })
   t.equal((await send('/pools/1?x=1&y=%20')).status, 200)
   t.equal((await send('/p', { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })).status, 200)
   t.equal((await send('/p', { method: 'POST', body: Buffer.alloc(1 << 20, 7) })).status, 200, '1 MB Buffer')
@@ -71,7 +71,7 @@ t.test('rfc9421: streamed bodies (and so fetch() with a body) are read, then sig
   const d = createSigningDispatcher({ scheme: 'rfc9421', keyId: 'w1', secret: KEY }, agent)
   const streamed = await request(base() + '/p', { dispatcher: d, method: 'POST', body: Readable.from(['a', Buffer.from('b')]) })
   t.equal(streamed.statusCode, 200, 'a Readable body')
-  t.same(await streamed.body.json(), { kind: 'identity', name: 'w1' })
+  t.same(await streamed.body.json(), { kind: 'identity', name: 'signed:w1' })
   for (const body of ['{"a":1}', Buffer.from('bytes'), new URLSearchParams({ q: '1' })]) {
     const r = await fetch(base() + '/f?x=1', { dispatcher: d, method: 'POST', body })
     t.equal(r.status, 200, `fetch with a ${body.constructor.name} body`)
@@ -100,7 +100,7 @@ t.test('worker-v1: every request signed, streams fine', async (t) => {
   const agent = new Agent().compose(signingInterceptor({ scheme: 'worker-v1', id: 'worker-5', secret: KEY }))
   const res = await request(base() + '/v2/x', { dispatcher: agent, method: 'POST', body: Readable.from(['a', 'b']) })
   t.equal(res.statusCode, 200)
-  t.same(await res.body.json(), { kind: 'identity', name: 'worker:worker-5' })
+  t.same(await res.body.json(), { kind: 'identity', name: 'workers:worker-5' })
   const wrong = createSigningDispatcher({ scheme: 'worker-v1', id: 'worker-5', secret: 'nope-0123456789abcdef0123456789abc' }, new Agent())
   const denied = await request(base() + '/v2/x', { dispatcher: wrong })
   t.equal(denied.statusCode, 401)
