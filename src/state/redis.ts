@@ -149,6 +149,8 @@ export class RedisLink {
   readonly keys: KeyLayout
   /** Bound on each call; mutable so a reload can change `state.timeout`. */
   timeoutMs: number
+  readonly #cluster: Cluster | undefined
+  readonly #readyListeners: (() => void)[] = []
   #users = 0
 
   constructor(opts: RedisLinkOptions) {
@@ -161,25 +163,52 @@ export class RedisLink {
     client.defineCommand('portcullisHit', { numberOfKeys: 1, lua: HIT_LUA })
     client.defineCommand('portcullisPeek', { numberOfKeys: 1, lua: PEEK_LUA, readOnly: true })
     this.client = client as unknown as ScriptedRedis
+    client.on('ready', () => this.#ready())
+    if (client instanceof Cluster) {
+      this.#cluster = client
+      // ioredis connects a node on its first command, and refuses the commands that arrive while that
+      // connection is being made (no offline queue): connect every node as soon as it is known instead.
+      client.on('+node', (node: Redis) => {
+        node.on('ready', () => this.#ready())
+        if (node.status === 'wait') node.connect().catch(() => {})
+      })
+    }
   }
 
-  /** Connected and past the ready check. */
+  /** Connected and past the ready check; on Cluster, to every master. */
   get connected(): boolean {
-    return this.client.status === 'ready'
+    if (this.client.status !== 'ready') return false
+    return this.#cluster === undefined || this.#cluster.nodes('master').every((n) => n.status === 'ready')
+  }
+
+  /** Called each time the link may have become usable again (a reconnect, a failover, a cluster node up). */
+  onReady(listener: () => void): void {
+    this.#readyListeners.push(listener)
+  }
+
+  #ready(): void {
+    if (this.#cluster?.status === 'ready') {
+      for (const n of this.#cluster.nodes('all')) if (n.status === 'wait') n.connect().catch(() => {})
+    }
+    if (!this.connected) return
+    for (const l of this.#readyListeners) l()
   }
 
   /** Resolves true once connected, false if that takes longer than `ms` (the connection keeps trying). */
   waitReady(ms: number): Promise<boolean> {
     if (this.connected) return Promise.resolve(true)
     return new Promise((resolve) => {
-      const done = (ok: boolean) => {
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        resolve(false)
+      }, ms)
+      this.onReady(() => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
-        this.client.off('ready', onReady)
-        resolve(ok)
-      }
-      const onReady = () => done(true)
-      const timer = setTimeout(() => done(false), ms)
-      this.client.on('ready', onReady)
+        resolve(true)
+      })
     })
   }
 

@@ -50,7 +50,7 @@ export class StoreHealth {
   constructor(link: RedisLink, onChange?: ModeListener) {
     this.#link = link
     this.#onChange = onChange
-    link.client.on('ready', () => this.#recovered())
+    link.onReady(() => this.#recovered())
     link.client.on('close', () => this.#report('connection closed'))
     link.client.on('error', (err: Error) => this.#report(err.message))
   }
