@@ -90,6 +90,7 @@ t.test('Sentinel: primary killed, both gateways follow the promotion; nothing in
   t.ok(await serving(pa), 'A serves on the new primary')
   t.comment(JSON.stringify([...new Set(seen)]))
   t.ok(await serving(pb), 'B serves on the new primary')
+  for (const g of [a, b]) t.comment(g.logs().filter((l) => l.event === 'state.store').map((l) => `${String(l.mode)} ${String(l.detail)}`).join(' | '))
   t.same(
     [...new Set(seen)].filter((s) => s !== '200' && s !== '503 STATE_UNAVAILABLE'),
     [],
