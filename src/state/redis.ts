@@ -128,10 +128,10 @@ function connect(opts: RedisLinkOptions): Redis | Cluster {
       ...(creds.tls ? { enableTLSForSentinelMode: true } : {}),
       sentinelCommandTimeout: Math.max(opts.timeoutMs, 500),
       sentinelRetryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
-      // Subscribed to +switch-master: a promotion moves the connection at once, even while the old
-      // primary is still up (demoted), instead of waiting for it to fail.
-      failoverDetector: true,
-      // A demoted primary answers writes with READONLY: reconnect (the sentinels name the new one), never resend.
+      // A promotion is found by the connection to the old primary breaking, or by a demoted primary
+      // answering writes with READONLY: either way reconnect (the sentinels name the new one), never resend.
+      // Not ioredis' failoverDetector: its +switch-master can land while a reconnect is resolving the
+      // primary, and that ends the client for good (status "end", no further reconnect).
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
     })
   }
@@ -152,6 +152,7 @@ export class RedisLink {
   readonly #cluster: Cluster | undefined
   readonly #readyListeners: (() => void)[] = []
   #users = 0
+  #closing = false
 
   constructor(opts: RedisLinkOptions) {
     this.keys = keyLayout(opts.prefix, opts.cluster !== undefined)
@@ -164,6 +165,13 @@ export class RedisLink {
     client.defineCommand('portcullisPeek', { numberOfKeys: 1, lua: PEEK_LUA, readOnly: true })
     this.client = client as unknown as ScriptedRedis
     client.on('ready', () => this.#ready())
+    // ioredis gives up in a few corner cases (status "end"); a store must keep trying for as long as it runs.
+    client.on('end', () => {
+      if (this.#closing) return
+      setTimeout(() => {
+        if (!this.#closing && client.status === 'end') client.connect().catch(() => {})
+      }, RECONNECT_CAP_MS).unref()
+    })
     if (client instanceof Cluster) {
       this.#cluster = client
       // ioredis connects a node on its first command, and refuses the commands that arrive while that
@@ -245,6 +253,7 @@ export class RedisLink {
   async release(): Promise<void> {
     this.#users -= 1
     if (this.#users > 0) return
+    this.#closing = true
     if (this.connected) {
       // QUIT lets in-flight answers arrive; bounded, since a hung Redis would never answer it.
       let timer: NodeJS.Timeout | undefined
