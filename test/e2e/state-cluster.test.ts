@@ -5,18 +5,25 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Pool } from 'undici'
 import { startBackend, startGateway, testSecret } from './harness.js'
-import { countKeys, gatewayReady, startCluster } from './state-servers.js'
+import { adminCall, countKeys, gatewayReady, startCluster } from './state-servers.js'
 import { signWorkerV1 } from '../../src/client/index.js'
 
 const secrets = { TOKEN: testSecret('tok'), WORKER: testSecret('wrk') }
 
-function config(upstream: string, seed: number, prefix: string): string {
+// docs/operations.md's least-privilege user, plus what Cluster needs (the slot map and the cluster state)
+const CLUSTER_ACL = [
+  'resetkeys', '~pc-cluster-*', 'resetchannels', '-@all',
+  '+evalsha', '+eval', '+get', '+mget', '+set', '+incr', '+pexpire', '+pexpireat', '+pttl',
+  '+ping', '+info', '+client|setname', '+quit', '+cluster|slots', '+cluster|info',
+]
+
+function config(upstream: string, seed: number, prefix: string, url?: string): string {
   return `version: 1
 server: { listen: 127.0.0.1:0 }
 admin: { listen: 127.0.0.1:0 }
 state:
   store: redis
-  redis: { cluster: ["redis://127.0.0.1:${seed}"], prefix: "${prefix}" }
+  redis: { cluster: ["redis://127.0.0.1:${seed}"], prefix: "${prefix}"${url ? `, url: "${url}"` : ''} }
   timeout: 2s
   replicas: 2
 upstreams:
@@ -48,8 +55,11 @@ t.test('Redis Cluster: replays refused across replicas, exact shared limit, keys
   const backend = await startBackend()
   const prefix = `pc-cluster-${randomBytes(3).toString('hex')}:`
   const seed = cluster.masters[0]!.port
+  // replica B connects as an ACL user (url carries only the user and password; its host is not used)
+  const password = randomBytes(24).toString('hex')
+  for (const m of cluster.masters) await adminCall(m.port, (r) => r.call('ACL', 'SETUSER', 'portcullis-gw', 'on', `>${password}`, ...CLUSTER_ACL))
   const a = await startGateway(config(backend.url, seed, prefix), secrets)
-  const b = await startGateway(config(backend.url, seed, prefix), secrets)
+  const b = await startGateway(config(backend.url, seed, prefix, `redis://portcullis-gw:${password}@ignored.invalid:1`), secrets)
   const pa = new Pool(a.url)
   const pb = new Pool(b.url)
   t.teardown(async () => {
@@ -60,7 +70,7 @@ t.test('Redis Cluster: replays refused across replicas, exact shared limit, keys
   })
 
   t.ok(await gatewayReady(a.adminUrl), 'replica A ready (/readyz) on the cluster')
-  t.ok(await gatewayReady(b.adminUrl), 'replica B ready')
+  t.ok(await gatewayReady(b.adminUrl), 'replica B ready, as the least-privilege ACL user')
 
   // many clients: each worker id and nonce picks its own hash tag
   const workers = Array.from({ length: 60 }, (_, i) => signWorkerV1({ id: `worker-${i}`, secret: secrets.WORKER }) as unknown as Record<string, string>)
@@ -81,12 +91,19 @@ t.test('Redis Cluster: replays refused across replicas, exact shared limit, keys
   const perMaster = await Promise.all(cluster.masters.map((m) => countKeys(m.port, prefix)))
   t.equal(perMaster.filter((n) => n > 0).length, 3, `keys spread over all three masters (${perMaster.join(', ')})`)
 
+  const asUser = await Promise.all(cluster.masters.map((m) => adminCall(m.port, (r) => r.client('LIST') as Promise<string>)))
+  t.ok(
+    asUser.every((list) => /user=portcullis-gw .*\bname=portcullis\b|name=portcullis\b.*user=portcullis-gw /.test(list)),
+    'replica B is connected to every master as the ACL user from url',
+  )
+
   const metrics = await (await fetch(a.adminUrl + '/metrics')).text()
   const gauge = /^portcullis_replay_cache_entries\{store="redis"\} (\d+)$/m.exec(metrics)
   t.equal(Number(gauge?.[1]), 60, 'the replay-cache gauge counts the entries of the whole cluster')
 
   for (const g of [a, b]) {
-    for (const secret of Object.values(secrets)) t.notOk(g.output().includes(secret), 'no secret in the output')
+    for (const secret of [...Object.values(secrets), password]) t.notOk(g.output().includes(secret), 'no secret (nor the Redis password) in the output')
+    t.notMatch(g.output(), /NOPERM|Skipping the ready check/, 'the ACL rule allows everything the gateway does')
     t.notMatch(g.output(), /"level":50/, 'no error logged')
   }
 })
