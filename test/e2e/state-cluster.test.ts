@@ -5,7 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Pool } from 'undici'
 import { startBackend, startGateway, testSecret } from './harness.js'
-import { adminCall, countKeys, gatewayReady, startCluster } from './state-servers.js'
+import { adminCall, countKeys, gatewayReady, startCluster, noRedisServer } from './state-servers.js'
 import { signWorkerV1 } from '../../src/client/index.js'
 
 const secrets = { TOKEN: testSecret('tok'), WORKER: testSecret('wrk') }
@@ -50,7 +50,7 @@ async function status(pool: Pool, path: string, headers: Record<string, string>)
   return { status: res.statusCode, ...(code ? { code } : {}) }
 }
 
-t.test('Redis Cluster: replays refused across replicas, exact shared limit, keys on every master', async (t) => {
+t.test('Redis Cluster: replays refused across replicas, exact shared limit, keys on every master', { skip: noRedisServer }, async (t) => {
   const cluster = await startCluster()
   const backend = await startBackend()
   const prefix = `pc-cluster-${randomBytes(3).toString('hex')}:`

@@ -6,7 +6,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Pool } from 'undici'
 import { startBackend, startGateway, testSecret } from './harness.js'
-import { adminCall, gatewayReady, startSentinelSet, until } from './state-servers.js'
+import { adminCall, gatewayReady, startSentinelSet, until, noRedisServer } from './state-servers.js'
 import { signWorkerV1 } from '../../src/client/index.js'
 
 const secrets = { TOKEN: testSecret('tok'), WORKER: testSecret('wrk') }
@@ -45,7 +45,7 @@ async function status(pool: Pool, headers: Record<string, string>): Promise<{ st
 
 const worker = (id: string) => signWorkerV1({ id, secret: secrets.WORKER }) as unknown as Record<string, string>
 
-t.test('Sentinel: primary killed, both gateways follow the promotion; nothing in flight is resent', async (t) => {
+t.test('Sentinel: primary killed, both gateways follow the promotion; nothing in flight is resent', { skip: noRedisServer }, async (t) => {
   const set = await startSentinelSet()
   const backend = await startBackend()
   const prefix = `pc-sentinel-${randomBytes(3).toString('hex')}:`

@@ -1,6 +1,6 @@
 // Throw-away Redis topologies for the state tests: a primary + replica + sentinels, and a three-master
 // cluster, as redis-server children on free loopback ports in a temp dir. Every wait is bounded; stop() kills all.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -9,6 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
+
+/** A reason to skip (reported as skipped, never as passed) when there is no redis-server to start. */
+export const noRedisServer: string | false = spawnSync(REDIS_SERVER, ['--version'], { timeout: 5000 }).status === 0 ? false : `no ${REDIS_SERVER} on PATH`
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
