@@ -190,8 +190,12 @@ export class RedisLink {
   }
 
   /** Called each time the link may have become usable again (a reconnect, a failover, a cluster node up). */
-  onReady(listener: () => void): void {
+  onReady(listener: () => void): () => void {
     this.#readyListeners.push(listener)
+    return () => {
+      const i = this.#readyListeners.indexOf(listener)
+      if (i !== -1) this.#readyListeners.splice(i, 1)
+    }
   }
 
   #ready(): void {
@@ -206,17 +210,13 @@ export class RedisLink {
   waitReady(ms: number): Promise<boolean> {
     if (this.connected) return Promise.resolve(true)
     return new Promise((resolve) => {
-      let settled = false
-      const timer = setTimeout(() => {
-        settled = true
-        resolve(false)
-      }, ms)
-      this.onReady(() => {
-        if (settled) return
-        settled = true
+      const done = (ok: boolean) => {
         clearTimeout(timer)
-        resolve(true)
-      })
+        stop()
+        resolve(ok)
+      }
+      const timer = setTimeout(() => done(false), ms)
+      const stop = this.onReady(() => done(true))
     })
   }
 
