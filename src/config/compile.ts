@@ -18,6 +18,7 @@ import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/cli
 import { isCommand } from '../ucan/command.js'
 import { identityNameProblem, schemeNameProblem } from '../auth/identity-names.js'
 import { compileAuthorities, type Authorities } from '../auth/authorities.js'
+import { compileState, type CompiledState } from './state.js'
 
 export interface Listen {
   host: string
@@ -99,14 +100,7 @@ export interface Gateway {
     authorities?: Authorities
   }
   admin?: { listen: Listen }
-  state: {
-    store: 'memory' | 'redis'
-    redis?: { url: string; prefix: string }
-    timeoutMs: number
-    onStoreError: 'deny' | 'allow' | 'local'
-    replicas: number
-    maxEntries: number
-  }
+  state: CompiledState
   upstreams: ReadonlyMap<string, Upstream>
   routes: readonly CompiledRoute[]
   /** Every authenticator by the name routes use (bearer, apiKey, mtls, scheme names). */
@@ -258,15 +252,7 @@ export function compileGateway(
     else admin = { listen: a }
   }
 
-  const state = raw.state!
-  let redis: Gateway['state']['redis']
-  if (state.redis) {
-    const ref = state.redis.url
-    const r = isReference(ref) ? resolveReference(ref, env) : { ok: true as const, value: ref }
-    if (!r.ok) ctx.error(['state', 'redis', 'url'], r.message)
-    else redis = { url: r.value, prefix: state.redis.prefix ?? 'portcullis:' }
-  }
-  if (state.store === 'redis' && !state.redis) ctx.error(['state', 'store'], 'store: redis needs state.redis.url')
+  const state = compileState(raw.state!, ctx, env)
 
   const upstreams = new Map<string, Upstream>()
   const upstreamEntries = Object.entries(raw.upstreams)
@@ -447,14 +433,7 @@ export function compileGateway(
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),
-    state: {
-      store: state.store!,
-      ...(redis ? { redis } : {}),
-      timeoutMs: durationMs(state.timeout!),
-      onStoreError: state.onStoreError!,
-      replicas: state.replicas!,
-      maxEntries: state.maxEntries!,
-    },
+    state,
     upstreams,
     routes,
     authenticators,

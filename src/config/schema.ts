@@ -1,6 +1,7 @@
 // The one declaration of gateway.yaml: types, defaults and validation all come from here.
 // Scheme bodies are validated per `type` (see SCHEME_SCHEMAS) so errors name the right field.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { StateSchema } from './state.js'
 
 const Strict = { additionalProperties: false } as const
 
@@ -47,17 +48,8 @@ const Server = Type.Object(
   Strict,
 )
 
-const State = Type.Object(
-  {
-    store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory' })),
-    redis: Type.Optional(Type.Object({ url: Type.String({ minLength: 1 }), prefix: Type.Optional(Type.String({ default: 'portcullis:' })) }, Strict)),
-    timeout: Type.Optional(Duration('1s')),
-    onStoreError: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow'), Type.Literal('local')], { default: 'deny' })),
-    replicas: Type.Optional(Type.Integer({ minimum: 1, default: 1 })),
-    maxEntries: Type.Optional(Type.Integer({ minimum: 1, default: 1000000 })),
-  },
-  Strict,
-)
+// `state:` is declared beside its compilation, in state.ts.
+const State = StateSchema
 
 const Upstream = Type.Object(
   { url: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration('30s')), connections: Type.Optional(Type.Integer({ minimum: 1, default: 128 })) },

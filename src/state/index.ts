@@ -2,20 +2,22 @@
 // Created once, from the first config, and kept across reloads: counters and replay entries must survive a reload.
 
 import { MemoryRateLimitStore, MemoryReplayStore } from './memory.js'
-import { RedisLink, RedisRateLimitStore, RedisReplayStore } from './redis.js'
-import { Fallback, ResilientRateLimitStore, ResilientReplayStore, StoreHealth, type ModeListener, type OnStoreError } from './resilient.js'
+import { RedisLink, RedisRateLimitStore, RedisReplayStore, type RedisTarget } from './redis.js'
+import { Fallback, ResilientRateLimitStore, ResilientReplayStore, StoreHealth, storeErrorPolicy, type ModeListener, type OnStoreError, type StoreErrorMode } from './resilient.js'
 import type { RateLimitHit, RateLimitStore, ReplayStore } from './types.js'
 
 export { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
-export type { ModeListener, OnStoreError } from './resilient.js'
+export { storeErrorPolicy, type ModeListener, type OnStoreError, type StoreErrorMode } from './resilient.js'
+export type { RedisNode, RedisTarget } from './redis.js'
 
 export interface StateOptions {
   store: 'memory' | 'redis'
-  /** Required when store is redis. */
-  redis?: { url: string; prefix: string }
+  /** Required when store is redis: one server (`url`), Sentinel (`sentinels` + `name`) or Cluster (`cluster`). */
+  redis?: RedisTarget & { prefix: string }
   /** `state.timeout` in ms: a Redis call unanswered this long counts as Redis being unreachable. */
   timeoutMs: number
-  onStoreError: OnStoreError
+  /** Per purpose, or one word for both. */
+  onStoreError: OnStoreError | StoreErrorMode
   replicas: number
   maxEntries: number
   /** Called once per change between 'ok' and 'degraded' (redis only), e.g. to log `state.degraded`. */
@@ -27,7 +29,7 @@ export interface State {
   readonly limits: RateLimitStore
   /** 'degraded' while Redis is unreachable (never for the memory store). */
   mode(): 'ok' | 'degraded'
-  /** False only with store redis and onStoreError deny while Redis is unreachable (drives /readyz). */
+  /** False only with store redis while Redis is unreachable and a purpose's onStoreError is deny (drives /readyz). */
   ready(): boolean
   /**
    * The limit to enforce for a route whose configured limit is `max`: ceil(max / replicas) when the count came
@@ -49,8 +51,12 @@ function restartOnly(current: StateOptions, next: StateOptions): string[] {
   const changed: string[] = []
   if (current.store !== next.store) changed.push('state.store')
   if (current.store === 'redis' && next.store === 'redis') {
-    if (current.redis?.url !== next.redis?.url) changed.push('state.redis.url')
-    if (current.redis?.prefix !== next.redis?.prefix) changed.push('state.redis.prefix')
+    const a = current.redis
+    const b = next.redis
+    if (a?.url !== b?.url) changed.push('state.redis.url')
+    if (a?.prefix !== b?.prefix) changed.push('state.redis.prefix')
+    if (JSON.stringify(a?.sentinels) !== JSON.stringify(b?.sentinels) || a?.name !== b?.name) changed.push('state.redis.sentinels')
+    if (JSON.stringify(a?.cluster) !== JSON.stringify(b?.cluster)) changed.push('state.redis.cluster')
   }
   if (current.maxEntries !== next.maxEntries) changed.push('state.maxEntries')
   return changed
@@ -73,10 +79,10 @@ function memoryState(opts: StateOptions): State {
   }
 }
 
-async function redisState(opts: StateOptions, redis: { url: string; prefix: string }): Promise<State> {
-  const link = new RedisLink({ url: redis.url, prefix: redis.prefix, timeoutMs: opts.timeoutMs })
+async function redisState(opts: StateOptions, redis: RedisTarget & { prefix: string }): Promise<State> {
+  const link = new RedisLink({ ...redis, timeoutMs: opts.timeoutMs })
   const health = new StoreHealth(link, opts.onModeChange)
-  const fallback = new Fallback(opts.onStoreError, opts.replicas, opts.maxEntries)
+  const fallback = new Fallback(storeErrorPolicy(opts.onStoreError), opts.replicas, opts.maxEntries)
   const replay = new ResilientReplayStore(new RedisReplayStore(link), health, fallback)
   const limits = new ResilientRateLimitStore(new RedisRateLimitStore(link), health, fallback)
   // Starting while Redis is down is allowed (the state is degraded until it connects); wait only briefly.
@@ -86,13 +92,13 @@ async function redisState(opts: StateOptions, redis: { url: string; prefix: stri
     replay,
     limits,
     mode: () => (health.up ? 'ok' : 'degraded'),
-    ready: () => health.up || fallback.onStoreError !== 'deny',
+    ready: () => health.up || (fallback.onStoreError.replay !== 'deny' && fallback.onStoreError.rateLimit !== 'deny'),
     effectiveMax: (max, hit) => {
       if (hit !== undefined) return fallback.localHits.has(hit) ? scaled(max) : max
-      return !health.up && fallback.onStoreError === 'local' ? scaled(max) : max
+      return !health.up && fallback.onStoreError.rateLimit === 'local' ? scaled(max) : max
     },
     reconfigure: (next) => {
-      fallback.onStoreError = next.onStoreError
+      fallback.onStoreError = storeErrorPolicy(next.onStoreError)
       fallback.replicas = next.replicas
       link.timeoutMs = next.timeoutMs
       return restartOnly(opts, next)

@@ -75,35 +75,78 @@ interface Window {
 
 /**
  * Fixed windows that start at a key's first request, as @fastify/rate-limit's LocalStore counts.
- * Bounded by `maxKeys`: past it the least recently used key is forgotten (its next request starts a new window).
+ * Bounded by `maxKeys`, and a live window is never forgotten to make room: a client rotating addresses
+ * (IPv6 /64s are cheap) would otherwise push out windows — its own auth-failure count included — and start
+ * afresh. When full, only expired windows are dropped; if none has expired, a key without a live window is
+ * answered as over any limit (fail closed) until the oldest window ends.
  */
 export class MemoryRateLimitStore implements RateLimitStore {
   readonly kind = 'memory' as const
+  readonly #max: number
+  // peek() only: recency is never refreshed, so the LRU end is the window that started first.
   readonly #windows: LRUCache<string, Window>
+  #lastFullPurge = -Infinity
 
   constructor(maxKeys = 100_000) {
-    this.#windows = new LRUCache<string, Window>({ max: maxKeys, ttlAutopurge: false })
+    this.#max = maxKeys
+    this.#windows = new LRUCache<string, Window>({ max: maxKeys, ttlAutopurge: false, allowStale: true })
   }
 
   async hit(key: string, windowMs: number): Promise<RateLimitHit> {
     const now = performance.now()
-    const open = this.#windows.get(key)
-    if (open !== undefined && open.startedAt + open.windowMs > now) {
+    const open = this.#open(key, now)
+    if (open !== undefined) {
       open.count += 1
       return { count: open.count, ttlMs: Math.ceil(open.startedAt + open.windowMs - now) }
     }
+    const stalePresent = this.#windows.peek(key) !== undefined
+    if (!stalePresent && this.#windows.size >= this.#max && !this.#makeRoom(now)) return this.#full(now)
     this.#windows.set(key, { count: 1, startedAt: now, windowMs }, { ttl: Math.max(1, Math.ceil(windowMs)) })
     return { count: 1, ttlMs: windowMs }
   }
 
   async peek(key: string): Promise<RateLimitHit | undefined> {
     const now = performance.now()
-    const open = this.#windows.peek(key)
-    if (open === undefined || open.startedAt + open.windowMs <= now) return undefined
-    return { count: open.count, ttlMs: Math.ceil(open.startedAt + open.windowMs - now) }
+    const open = this.#open(key, now)
+    if (open !== undefined) return { count: open.count, ttlMs: Math.ceil(open.startedAt + open.windowMs - now) }
+    // full: this key could not be counted, so it must not pass as "never seen" either
+    if (this.#windows.size >= this.#max && !this.#makeRoom(now)) return this.#full(now)
+    return undefined
   }
 
   async close(): Promise<void> {
     this.#windows.clear()
+  }
+
+  #open(key: string, now: number): Window | undefined {
+    const w = this.#windows.peek(key)
+    return w !== undefined && w.startedAt + w.windowMs > now ? w : undefined
+  }
+
+  /** Over any limit, until the oldest window ends (then there is room again). */
+  #full(now: number): RateLimitHit {
+    let ttlMs = 1000
+    for (const key of this.#windows.rkeys()) {
+      const w = this.#windows.peek(key)
+      if (w !== undefined) ttlMs = Math.max(1, Math.ceil(w.startedAt + w.windowMs - now))
+      break
+    }
+    return { count: Number.MAX_SAFE_INTEGER, ttlMs }
+  }
+
+  #makeRoom(now: number): boolean {
+    const stale: string[] = []
+    for (const key of this.#windows.rkeys()) {
+      const w = this.#windows.peek(key)
+      if (w !== undefined && w.startedAt + w.windowMs > now) break
+      stale.push(key)
+      if (stale.length >= TAIL_SCAN) break
+    }
+    for (const key of stale) this.#windows.delete(key)
+    if (this.#windows.size < this.#max) return true
+    if (now - this.#lastFullPurge < FULL_PURGE_INTERVAL_MS) return false
+    this.#lastFullPurge = now
+    this.#windows.purgeStale()
+    return this.#windows.size < this.#max
   }
 }

@@ -1,8 +1,10 @@
-// Replay cache and rate-limit counters in Redis, shared by every replica; all keys live under the configured prefix.
-// Every call is bounded by the state timeout and fails as StoreUnavailableError; a command is never resent
-// after a reconnect (a resent SET NX would report a first use as a replay, a resent INCR would count twice).
+// Replay cache and rate-limit counters in Redis (one server, behind Sentinel, or a Cluster), shared by every
+// replica; all keys live under the configured prefix. Every call is bounded by the state timeout and fails as
+// StoreUnavailableError; a command is never resent after a reconnect or failover (a resent SET NX would report
+// a first use as a replay, a resent INCR would count twice).
 
-import { Redis } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { keyLayout, type KeyLayout } from './redis-keys.js'
 import { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
 
 /** Replay entries are counted per expiry second (see RedisReplayStore.size). */
@@ -40,52 +42,168 @@ if not count then return nil end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 `
 
-interface ScriptedRedis extends Redis {
+/** What the stores use of an ioredis client; Redis (single, Sentinel) and Cluster both provide it. */
+export interface ScriptedRedis {
+  readonly status: string
+  get(key: string): Promise<string | null>
+  mget(keys: string[]): Promise<(string | null)[]>
+  ping(): Promise<string>
+  quit(): Promise<unknown>
+  disconnect(): void
+  on(event: string, listener: (...args: never[]) => void): unknown
+  off(event: string, listener: (...args: never[]) => void): unknown
   portcullisRemember(key: string, counter: string, horizon: string, ttlMs: number, counterExpireAt: number): Promise<number>
   portcullisHit(key: string, windowMs: number): Promise<[number, number]>
   portcullisPeek(key: string): Promise<[number, number] | null>
 }
 
-export interface RedisLinkOptions {
-  url: string
+export interface RedisNode {
+  host: string
+  port: number
+}
+
+/**
+ * Where the state lives: `url` alone (one server), `sentinels` + `name` (the primary the sentinels name), or
+ * `cluster` seeds (one is enough). With sentinels or cluster, `url` only carries the data nodes' ACL user,
+ * password and `rediss://` TLS; its host is not used.
+ */
+export interface RedisTarget {
+  url?: string
+  sentinels?: RedisNode[]
+  name?: string
+  cluster?: RedisNode[]
+}
+
+export interface RedisLinkOptions extends RedisTarget {
   prefix: string
   timeoutMs: number
 }
 
+/** ACL user, password and TLS of the data nodes, read from `url` (never logged). */
+function credentials(url: string | undefined): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
+  if (url === undefined) return {}
+  const u = new URL(url)
+  return {
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: { servername: u.hostname } } : {}),
+  }
+}
+
+// The no-resend rule, for every connection: nothing queued while disconnected, nothing retried or resent
+// after a reconnect. A command whose connection dies fails, and the request follows onStoreError.
+const NO_RESEND: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
+
+function connect(opts: RedisLinkOptions): Redis | Cluster {
+  const base: RedisOptions = {
+    ...NO_RESEND,
+    connectTimeout: Math.max(opts.timeoutMs, 500),
+    retryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
+    connectionName: 'portcullis',
+  }
+  if (opts.cluster !== undefined) {
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      // ioredis resends a command whose node connection closed after `retryDelayOnFailover`: never.
+      retryDelayOnFailover: 0,
+      // CLUSTERDOWN: the node refused without running it; failing at once lets onStoreError answer now
+      // instead of a retry landing after the request was already answered.
+      retryDelayOnClusterDown: 0,
+      // MOVED / ASK / TRYAGAIN are refusals too (nothing ran): following them is safe and stays bounded.
+      maxRedirections: 8,
+      clusterRetryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
+      slotsRefreshTimeout: Math.max(opts.timeoutMs, 500),
+      redisOptions: { ...base, ...credentials(opts.url) },
+    }
+    return new Cluster(opts.cluster, clusterOptions)
+  }
+  if (opts.sentinels !== undefined) {
+    const creds = credentials(opts.url)
+    return new Redis({
+      ...base,
+      ...creds,
+      sentinels: opts.sentinels,
+      name: opts.name!,
+      // TLS here is to the data nodes; the sentinels are asked in plain text.
+      ...(creds.tls ? { enableTLSForSentinelMode: true } : {}),
+      sentinelCommandTimeout: Math.max(opts.timeoutMs, 500),
+      sentinelRetryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
+      // A promotion is found by the connection to the old primary breaking, or by a demoted primary
+      // answering writes with READONLY: either way reconnect (the sentinels name the new one), never resend.
+      // Not ioredis' failoverDetector: its +switch-master can land while a reconnect is resolving the
+      // primary, and that ends the client for good (status "end", no further reconnect).
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    })
+  }
+  if (opts.url === undefined) throw new Error('state.redis needs url, sentinels + name, or cluster')
+  return new Redis(opts.url, base)
+}
+
 /**
- * One ioredis connection shared by the replay and rate-limit stores of a State. It reconnects in the
- * background forever (capped backoff), so Redis coming back needs no restart; while it is not connected
- * commands fail at once instead of queueing. `rediss://` and `redis://user:password@host` work as ioredis reads them.
+ * One ioredis client shared by the replay and rate-limit stores of a State. It reconnects in the background
+ * forever (capped backoff), so Redis coming back — or the sentinels naming a new primary — needs no restart;
+ * while it is not connected commands fail at once instead of queueing.
  */
 export class RedisLink {
   readonly client: ScriptedRedis
-  readonly prefix: string
+  readonly keys: KeyLayout
   /** Bound on each call; mutable so a reload can change `state.timeout`. */
   timeoutMs: number
+  readonly #cluster: Cluster | undefined
+  readonly #readyListeners: (() => void)[] = []
   #users = 0
+  #closing = false
 
   constructor(opts: RedisLinkOptions) {
-    this.prefix = opts.prefix
+    this.keys = keyLayout(opts.prefix, opts.cluster !== undefined)
     this.timeoutMs = opts.timeoutMs
-    const client = new Redis(opts.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: Math.max(opts.timeoutMs, 500),
-      retryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
-      connectionName: 'portcullis',
-    })
+    const client = connect(opts)
     // Without a listener an unreachable Redis would crash the process; reachability is read from `status`.
     client.on('error', () => {})
     client.defineCommand('portcullisRemember', { numberOfKeys: 3, lua: REMEMBER_LUA })
     client.defineCommand('portcullisHit', { numberOfKeys: 1, lua: HIT_LUA })
     client.defineCommand('portcullisPeek', { numberOfKeys: 1, lua: PEEK_LUA, readOnly: true })
-    this.client = client as ScriptedRedis
+    this.client = client as unknown as ScriptedRedis
+    client.on('ready', () => this.#ready())
+    // ioredis gives up in a few corner cases (status "end"); a store must keep trying for as long as it runs.
+    client.on('end', () => {
+      if (this.#closing) return
+      setTimeout(() => {
+        if (!this.#closing && client.status === 'end') client.connect().catch(() => {})
+      }, RECONNECT_CAP_MS).unref()
+    })
+    if (client instanceof Cluster) {
+      this.#cluster = client
+      // ioredis connects a node on its first command, and refuses the commands that arrive while that
+      // connection is being made (no offline queue): connect every node as soon as it is known instead.
+      client.on('+node', (node: Redis) => {
+        node.on('ready', () => this.#ready())
+        if (node.status === 'wait') node.connect().catch(() => {})
+      })
+    }
   }
 
-  /** Connected and past the ready check. */
+  /** Connected and past the ready check; on Cluster, to every master. */
   get connected(): boolean {
-    return this.client.status === 'ready'
+    if (this.client.status !== 'ready') return false
+    return this.#cluster === undefined || this.#cluster.nodes('master').every((n) => n.status === 'ready')
+  }
+
+  /** Called each time the link may have become usable again (a reconnect, a failover, a cluster node up). */
+  onReady(listener: () => void): () => void {
+    this.#readyListeners.push(listener)
+    return () => {
+      const i = this.#readyListeners.indexOf(listener)
+      if (i !== -1) this.#readyListeners.splice(i, 1)
+    }
+  }
+
+  #ready(): void {
+    if (this.#cluster?.status === 'ready') {
+      for (const n of this.#cluster.nodes('all')) if (n.status === 'wait') n.connect().catch(() => {})
+    }
+    if (!this.connected) return
+    for (const l of this.#readyListeners) l()
   }
 
   /** Resolves true once connected, false if that takes longer than `ms` (the connection keeps trying). */
@@ -94,12 +212,11 @@ export class RedisLink {
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer)
-        this.client.off('ready', onReady)
+        stop()
         resolve(ok)
       }
-      const onReady = () => done(true)
       const timer = setTimeout(() => done(false), ms)
-      this.client.on('ready', onReady)
+      const stop = this.onReady(() => done(true))
     })
   }
 
@@ -136,6 +253,7 @@ export class RedisLink {
   async release(): Promise<void> {
     this.#users -= 1
     if (this.#users > 0) return
+    this.#closing = true
     if (this.connected) {
       // QUIT lets in-flight answers arrive; bounded, since a hung Redis would never answer it.
       let timer: NodeJS.Timeout | undefined
@@ -171,16 +289,23 @@ export class RedisReplayStore implements ReplayStore {
   async remember(key: string, ttlMs: number): Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(ttlMs))
     const bucket = Math.floor((Date.now() + ttl) / COUNT_BUCKET_MS)
-    const p = this.#link.prefix
+    const k = this.#link.keys
+    const tag = k.tagOf(key)
     const first = await this.#link.call((r) =>
-      r.portcullisRemember(`${p}replay:${key}`, `${p}replay-count:${bucket}`, `${p}replay-horizon`, ttl, (bucket + 1) * COUNT_BUCKET_MS),
+      r.portcullisRemember(k.replay(tag, key), k.replayCount(tag, bucket), k.replayHorizon(tag), ttl, (bucket + 1) * COUNT_BUCKET_MS),
     )
     return first === 1
   }
 
+  /** On Cluster: the sum over every hash tag's counters, so the whole cluster's count (not one node's). */
   async size(): Promise<number> {
-    const p = this.#link.prefix
-    const horizon = Math.min(Number((await this.#link.call((r) => r.get(`${p}replay-horizon`))) ?? 0), MAX_COUNT_HORIZON_MS)
+    const counts = await Promise.all(this.#link.keys.tags.map((tag) => this.#sizeOf(tag)))
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  async #sizeOf(tag: string): Promise<number> {
+    const k = this.#link.keys
+    const horizon = Math.min(Number((await this.#link.call((r) => r.get(k.replayHorizon(tag)))) ?? 0), MAX_COUNT_HORIZON_MS)
     if (!(horizon > 0)) return 0
     const now = Date.now()
     const from = Math.floor(now / COUNT_BUCKET_MS)
@@ -188,7 +313,7 @@ export class RedisReplayStore implements ReplayStore {
     let total = 0
     for (let start = from; start <= to; start += MGET_CHUNK) {
       const keys: string[] = []
-      for (let b = start; b <= Math.min(to, start + MGET_CHUNK - 1); b++) keys.push(`${p}replay-count:${b}`)
+      for (let b = start; b <= Math.min(to, start + MGET_CHUNK - 1); b++) keys.push(k.replayCount(tag, b))
       const counts = await this.#link.call((r) => r.mget(keys))
       for (const c of counts) total += c === null ? 0 : Number(c)
     }
@@ -200,7 +325,7 @@ export class RedisReplayStore implements ReplayStore {
   }
 }
 
-/** Fixed windows from a key's first request (`<prefix>rl:<key>`), counted in one round trip by a Lua script. */
+/** Fixed windows from a key's first request (`<prefix>rl:<key>`, tagged on Cluster), counted in one round trip by a Lua script. */
 export class RedisRateLimitStore implements RateLimitStore {
   readonly kind = 'redis' as const
   readonly #link: RedisLink
@@ -212,12 +337,14 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   async hit(key: string, windowMs: number): Promise<RateLimitHit> {
     const window = Math.max(1, Math.ceil(windowMs))
-    const [count, ttlMs] = await this.#link.call((r) => r.portcullisHit(`${this.#link.prefix}rl:${key}`, window))
+    const k = this.#link.keys
+    const [count, ttlMs] = await this.#link.call((r) => r.portcullisHit(k.rateLimit(k.tagOf(key), key), window))
     return { count: Number(count), ttlMs: Number(ttlMs) }
   }
 
   async peek(key: string): Promise<RateLimitHit | undefined> {
-    const reply = await this.#link.call((r) => r.portcullisPeek(`${this.#link.prefix}rl:${key}`))
+    const k = this.#link.keys
+    const reply = await this.#link.call((r) => r.portcullisPeek(k.rateLimit(k.tagOf(key), key)))
     if (reply === null || reply === undefined) return undefined
     return { count: Number(reply[0]), ttlMs: Math.max(0, Number(reply[1])) }
   }

@@ -1,12 +1,28 @@
-// Applies state.onStoreError around the Redis stores: deny lets StoreUnavailableError through (→ 503),
-// allow passes every check, local answers from process memory. Under deny a check is never skipped;
-// a Redis known to be down is never waited on (a background probe finds out when it is back).
+// Applies state.onStoreError around the Redis stores, per purpose (replay, rateLimit): deny lets
+// StoreUnavailableError through (→ 503), allow passes every check, local answers from process memory.
+// Under deny a check is never skipped; a Redis known to be down is never waited on (a background probe
+// finds out when it is back).
 
 import { MemoryRateLimitStore, MemoryReplayStore } from './memory.js'
 import type { RedisLink, RedisRateLimitStore, RedisReplayStore } from './redis.js'
 import { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
 
-export type OnStoreError = 'deny' | 'allow' | 'local'
+export type StoreErrorMode = 'deny' | 'allow' | 'local'
+
+/** What each purpose does while Redis is unreachable; the auth-failure throttle is a rate limit. */
+export interface OnStoreError {
+  replay: StoreErrorMode
+  rateLimit: StoreErrorMode
+}
+
+/**
+ * `state.onStoreError` as written: absent = `{ replay: deny, rateLimit: local }` (a replay let through is a
+ * forged first use; a rate limit counted locally is only less exact), one word = both purposes.
+ */
+export function storeErrorPolicy(written: StoreErrorMode | Partial<OnStoreError> | undefined): OnStoreError {
+  if (typeof written === 'string') return { replay: written, rateLimit: written }
+  return { replay: written?.replay ?? 'deny', rateLimit: written?.rateLimit ?? 'local' }
+}
 
 /** After a call fails on a connection that still looks up (a hung Redis), PING it this often until it answers. */
 const PROBE_INTERVAL_MS = 1000
@@ -34,7 +50,7 @@ export class StoreHealth {
   constructor(link: RedisLink, onChange?: ModeListener) {
     this.#link = link
     this.#onChange = onChange
-    link.client.on('ready', () => this.#recovered())
+    link.onReady(() => this.#recovered())
     link.client.on('close', () => this.#report('connection closed'))
     link.client.on('error', (err: Error) => this.#report(err.message))
   }
@@ -152,7 +168,7 @@ export class ResilientReplayStore implements ReplayStore {
   async remember(key: string, ttlMs: number): Promise<boolean> {
     const answer = await viaRedis(this.health, () => this.primary.remember(key, ttlMs))
     if ('value' in answer) return answer.value && !this.fallback.seenLocally(key)
-    switch (this.fallback.onStoreError) {
+    switch (this.fallback.onStoreError.replay) {
       case 'deny':
         throw unreachable(answer.cause)
       case 'allow':
@@ -166,7 +182,7 @@ export class ResilientReplayStore implements ReplayStore {
   async size(): Promise<number> {
     const answer = await viaRedis(this.health, () => this.primary.size())
     if ('value' in answer) return answer.value
-    if (this.fallback.onStoreError === 'local') return this.fallback.replay.size()
+    if (this.fallback.onStoreError.replay === 'local') return this.fallback.replay.size()
     throw unreachable(answer.cause)
   }
 
@@ -187,7 +203,7 @@ export class ResilientRateLimitStore implements RateLimitStore {
   async hit(key: string, windowMs: number): Promise<RateLimitHit> {
     const answer = await viaRedis(this.health, () => this.primary.hit(key, windowMs))
     if ('value' in answer) return answer.value
-    switch (this.fallback.onStoreError) {
+    switch (this.fallback.onStoreError.rateLimit) {
       case 'deny':
         throw unreachable(answer.cause)
       case 'allow':
@@ -203,7 +219,7 @@ export class ResilientRateLimitStore implements RateLimitStore {
   async peek(key: string): Promise<RateLimitHit | undefined> {
     const answer = await viaRedis(this.health, () => this.primary.peek(key))
     if ('value' in answer) return answer.value
-    switch (this.fallback.onStoreError) {
+    switch (this.fallback.onStoreError.rateLimit) {
       case 'deny':
         throw unreachable(answer.cause)
       case 'allow':

@@ -1,4 +1,5 @@
-// Memory stores: the shared contract, plus the bound on the replay cache (full → 503, never evicting a live entry).
+// Memory stores: the shared contract, plus the bounds: the replay cache (full → 503, never evicting a live entry)
+// and the rate-limit table (full → new keys limited, never evicting a live window).
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -67,9 +68,31 @@ t.test('memory replay cache: a live entry is never evicted, even under a stream 
   t.equal(await replay.remember('keep', 10_000), false, 'the first entry is still there')
 })
 
-t.test('memory rate limit: bounded by its key count', async (t) => {
+t.test('memory rate limit: rotating addresses cannot reset a live window (auth-failure count kept)', async (t) => {
   const limits = new MemoryRateLimitStore(10)
-  for (let i = 0; i < 50; i++) await limits.hit(`k${i}`, 10_000)
-  t.equal(await limits.peek('k0'), undefined, 'the least recently used key was forgotten')
-  t.equal((await limits.peek('k49'))?.count, 1)
+  for (let i = 0; i < 20; i++) await limits.hit('af:attacker', 60_000)
+  // the attacker fills the table from fresh addresses (IPv6 /64s are cheap)
+  for (let i = 0; i < 50; i++) await limits.hit(`af:rotated-${i}`, 60_000)
+  t.equal((await limits.peek('af:attacker'))?.count, 20, 'the live window of the client that filled the table survives')
+})
+
+t.test('memory rate limit: when full, a key without a live window is limited (fail closed)', async (t) => {
+  const limits = new MemoryRateLimitStore(3)
+  for (const k of ['a', 'b', 'c']) await limits.hit(k, 60_000)
+  const hit = await limits.hit('d', 60_000)
+  t.ok(hit.count > 1_000_000, 'a new key counts as over any limit')
+  t.ok(hit.ttlMs > 0 && hit.ttlMs <= 60_000, 'until the oldest window ends')
+  const peeked = await limits.peek('e')
+  t.ok(peeked !== undefined && peeked.count > 1_000_000, 'peek of an unknown key is limited too (auth-failure throttle)')
+  t.equal((await limits.hit('a', 60_000)).count, 2, 'keys with a live window keep counting')
+})
+
+t.test('memory rate limit: a full table takes new keys once windows expire', async (t) => {
+  const limits = new MemoryRateLimitStore(3)
+  await limits.hit('long', 60_000)
+  await limits.hit('short-1', 100)
+  await limits.hit('short-2', 100)
+  await sleep(150)
+  t.equal((await limits.hit('new', 60_000)).count, 1, 'expired windows made room')
+  t.equal((await limits.hit('long', 60_000)).count, 2, 'the live window was kept')
 })

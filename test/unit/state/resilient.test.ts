@@ -4,13 +4,13 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { createState, StoreUnavailableError, type OnStoreError, type State, type StateOptions } from '../../../src/state/index.js'
+import { createState, storeErrorPolicy, StoreUnavailableError, type StoreErrorMode, type State, type StateOptions } from '../../../src/state/index.js'
 import { PrivateRedis, freePort } from './private-redis.js'
 import { redisSkip } from '../../redis-env.js'
 
 const prefix = `portcullis-test:${randomBytes(6).toString('hex')}:`
 
-function options(url: string, onStoreError: OnStoreError, timeoutMs = 300): StateOptions {
+function options(url: string, onStoreError: StoreErrorMode, timeoutMs = 300): StateOptions {
   return { store: 'redis', redis: { url, prefix }, timeoutMs, onStoreError, replicas: 3, maxEntries: 1000 }
 }
 
@@ -175,6 +175,43 @@ t.test('reconfigure: policy changes apply at once, store changes are reported', 
   t.equal(state.ready(), true)
   t.same(state.reconfigure({ ...options('redis://127.0.0.1:1', 'allow'), maxEntries: 5 }), ['state.redis.url', 'state.maxEntries'])
   t.same(state.reconfigure({ ...options(server.url, 'allow'), store: 'memory' }), ['state.store'])
+})
+
+t.test('per purpose: the default { replay: deny, rateLimit: local }, and /readyz only for a deny purpose', async (t) => {
+  const server = new PrivateRedis(await freePort())
+  await server.start()
+  const byDefault = await createState({ ...options(server.url, 'deny'), onStoreError: storeErrorPolicy(undefined) })
+  const limitsDeny = await createState({ ...options(server.url, 'deny'), onStoreError: { replay: 'local', rateLimit: 'deny' } })
+  const noDeny = await createState({ ...options(server.url, 'deny'), onStoreError: { replay: 'allow', rateLimit: 'local' } })
+  t.teardown(async () => {
+    await server.stop()
+    await Promise.all([byDefault.close(), limitsDeny.close(), noDeny.close()])
+  })
+  t.same(storeErrorPolicy(undefined), { replay: 'deny', rateLimit: 'local' })
+  t.same(storeErrorPolicy('allow'), { replay: 'allow', rateLimit: 'allow' }, 'one word for both')
+  t.same(storeErrorPolicy({ replay: 'local' }), { replay: 'local', rateLimit: 'local' })
+  await server.stop()
+  t.ok(await until(() => [byDefault, limitsDeny, noDeny].every((s) => s.mode() === 'degraded'), 5000))
+
+  t.type(await failure(byDefault.replay.remember('r', 60_000)), StoreUnavailableError, 'default: a replay check is refused')
+  t.equal((await byDefault.limits.hit('route', 60_000)).count, 1, 'default: rate limits counted locally')
+  t.equal(byDefault.effectiveMax(10), 4, 'scaled: ceil(10 / 3)')
+  t.equal(byDefault.ready(), false, 'default: unready, replay is a deny purpose')
+
+  t.equal(await limitsDeny.replay.remember('r', 60_000), true)
+  t.equal(await limitsDeny.replay.remember('r', 60_000), false, 'replay answered locally')
+  t.type(await failure(limitsDeny.limits.hit('route', 60_000)), StoreUnavailableError, 'rate limit refused')
+  t.type(await failure(limitsDeny.limits.peek('af')), StoreUnavailableError, 'auth-failure throttle is a rate limit: refused')
+  t.equal(limitsDeny.effectiveMax(10), 10, 'no local scaling for a denied purpose')
+  t.equal(limitsDeny.ready(), false)
+
+  t.equal(await noDeny.replay.remember('r', 60_000), true)
+  t.equal(await noDeny.replay.remember('r', 60_000), true, 'allow: unchecked')
+  t.equal((await noDeny.limits.hit('route', 60_000)).count, 1)
+  t.equal(noDeny.ready(), true, 'no deny purpose: /readyz stays ready')
+
+  t.same(noDeny.reconfigure({ ...options(server.url, 'deny'), onStoreError: { replay: 'deny', rateLimit: 'local' } }), [])
+  t.equal(noDeny.ready(), false, 'a reload that makes replay deny makes it unready at once')
 })
 
 t.test('memory state: always ok and ready, limits unscaled', async (t) => {
