@@ -6,12 +6,8 @@ import type { Denial } from '../exchange.js'
 import { hasBody } from '../proxy/body.js'
 
 export function hasValidHost(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders
-  let hosts = 0
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
-  }
+  // headersDistinct keeps every value of a repeated header (req.headers keeps only the first Host).
+  const hosts = req.headersDistinct.host?.length ?? 0
   return hosts === 1 || (hosts === 0 && req.httpVersion === '1.0')
 }
 
