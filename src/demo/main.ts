@@ -238,6 +238,10 @@ async function main(): Promise<number> {
     await close()
     return failures === 0 ? 0 : 1
   }
+  // The UCAN keys and delegation as files for the CLI line below: owner-only, in a fresh temp dir.
+  const ucanDir = mkdtempSync(join(tmpdir(), 'portcullis-demo-ucan-'))
+  writeFileSync(join(ucanDir, 'worker.pem'), ucanWorker.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  writeFileSync(join(ucanDir, 'worker.ucan'), preloadOnly + '\n', { mode: 0o600 })
   process.stdout.write(`
 The gateway keeps serving on ${base} (Ctrl-C to stop). Try:
 
@@ -247,6 +251,9 @@ The gateway keeps serving on ${base} (Ctrl-C to stop). Try:
   curl -N -H 'Authorization: Bearer ${secrets.DEMO_API_TOKEN}' ${base}/v2/tasks/t1/events
   curl -i --path-as-is ${base}/pools/../admin
   DEMO_WORKER_SECRET=${secrets.DEMO_WORKER_SECRET} node dist/src/cli/main.js sign --scheme worker-v1 --id worker-1 --secret-env DEMO_WORKER_SECRET -X POST ${base}/v2/nodes/n1/heartbeat --send
+  curl -i ${base}${REPORT_ROUTE}status    # enforce: report: forwarded, logged as the 401 it would be
+  node dist/src/cli/main.js report ${logFile}
+  node dist/src/cli/main.js ucan invoke --key ${join(ucanDir, 'worker.pem')} --sub ${rootDid} --cmd /pool/preload --proof ${join(ucanDir, 'worker.ucan')} -X POST -H 'content-type: application/json' -d '${preloadBody}' ${base}/v2/pools/p1/preload --send
 
 (The secrets are throw-away: generated for this run only.)
 `)
