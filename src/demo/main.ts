@@ -3,7 +3,7 @@
 // verdict read back from the audit log, then copy-paste curl lines.
 // `--once` exits after the tour: 0 only if every step got the status (or verdict) it expected.
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -17,7 +17,7 @@ import { startGateway } from '../process.js'
 import { startStandIn } from './backends.js'
 import { signRfc9421, signWorkerV1, deriveKey } from '../client/index.js'
 import { ucanDid, ucanDelegate, ucanInvocation } from '../client/ucan.js'
-import { ReportBuilder } from '../observe/report.js'
+import { ReportBuilder, type RouteReport } from '../observe/report.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const DEMO_CONFIG = join(ROOT, 'config', 'demo.yaml')
@@ -97,13 +97,19 @@ function describe(r: Reply): { got: number; note: string } {
 
 /**
  * What `portcullis report` says of `route`: the gateway's audit lines so far, flushed to its log
- * file and folded by the same ReportBuilder the command uses.
+ * file and folded by the same ReportBuilder the command uses. A request's audit line is written
+ * when its response finishes, which may be after the client has read it: so the log is re-read
+ * until the route shows up, for at most 10 s.
  */
 async function reportVerdict(logger: Logger, logFile: string, route: string): Promise<{ got: string; note: string }> {
-  await new Promise<void>((resolve, reject) => logger.flush((err) => (err ? reject(err) : resolve())))
-  const builder = new ReportBuilder()
-  for (const line of readFileSync(logFile, 'utf8').split('\n')) if (line !== '') builder.addLine(line)
-  const r = builder.result().routes.find((x) => x.route === route)
+  let r: RouteReport | undefined
+  for (let attempt = 0; attempt < 100 && !r; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100))
+    await new Promise<void>((resolve, reject) => logger.flush((err) => (err ? reject(err) : resolve())))
+    const builder = new ReportBuilder()
+    for (const line of readFileSync(logFile, 'utf8').split('\n')) if (line !== '') builder.addLine(line)
+    r = builder.result().routes.find((x) => x.route === route)
+  }
   if (!r) return { got: 'no audit line', note: `no audit line of ${route} in ${logFile}` }
   const would = Object.entries(r.wouldRefuse).map(([code, n]) => `${code} x${n}`).join(', ')
   return { got: r.verdict, note: `enforce ${r.enforce}; would refuse ${would || 'nothing'}` }
@@ -261,6 +267,7 @@ The gateway keeps serving on ${base} (Ctrl-C to stop). Try:
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
+  rmSync(ucanDir, { recursive: true, force: true })
   await close()
   return 0
 }
