@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
-import { loadConfigFile, formatFinding } from '../config/load.js'
 import type { Logger } from 'pino'
+import { loadConfigFile, formatFinding } from '../config/load.js'
 import { createLogger } from '../observe/logger.js'
 import { startGateway } from '../process.js'
 import { startStandIn } from './backends.js'
@@ -155,8 +155,9 @@ async function main(): Promise<number> {
   const preloadUrl = `${base}/pools/p1/preload`
   const signed = signRfc9421({ keyId: 'worker-7', secret: worker7Key, method: 'POST', url: preloadUrl, body: preloadBody, headers: { 'content-type': 'application/json' } })
   const signedHeaders = { ...signed, 'content-type': 'application/json' } as Record<string, string>
-  // The root delegates /pool/preload (only) to the worker; the worker invokes it, bound to one request.
-  const preloadOnly = ucanDelegate({ key: ucanRoot, aud: ucanDid(ucanWorker), sub: rootDid, cmd: '/pool/preload', ttlS: 3600 })
+  // The root delegates /pool/preload (only) to the worker for a day (long enough for the copy-paste
+  // line below while the demo keeps serving); the worker invokes it, bound to one request.
+  const preloadOnly = ucanDelegate({ key: ucanRoot, aud: ucanDid(ucanWorker), sub: rootDid, cmd: '/pool/preload', ttlS: 86_400 })
   const invoke = (cmd: string, target: string) => ({
     ...ucanInvocation({ key: ucanWorker, sub: rootDid, cmd, proofs: [preloadOnly], method: 'POST', target, body: preloadBody }),
     'content-type': 'application/json',
