@@ -8,7 +8,7 @@ import type { JwtSchemeFile } from '../config/schema.js'
 import { bearerToken } from './bearer.js'
 import { tokenFingerprint } from './credential.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './registry.js'
+import type { SchemeFactory } from './types.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 
 /** Seconds of clock difference tolerated on exp, nbf and iat (DESIGN §4.6). */

@@ -7,7 +7,7 @@ import type { IdentityFile } from '../config/schema.js'
 import type { ConfigPath } from '../config/types.js'
 import { keyFingerprint } from './credential.js'
 import { handshakePeer, type HandshakePeer } from './tls-peer.js'
-import type { IdentityMethodFactory } from './identity-methods.js'
+import type { IdentityMethodFactory } from './types.js'
 import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
 
 interface Owner {

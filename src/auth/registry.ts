@@ -1,13 +1,11 @@
 // Scheme types → the factory that compiles one `schemes:` entry into an Authenticator.
 // Adding a signing or token scheme = one file exporting a factory + one line here.
-import type { CompileContext, ConfigPath } from '../config/types.js'
-import type { Authenticator } from './types.js'
+import type { SchemeFactory } from './types.js'
 import { createWorkerV1Scheme } from './worker-v1.js'
 import { createRfc9421Scheme } from './rfc9421.js'
 import { createJwtScheme } from './jwt.js'
 import { createUcanScheme } from './ucan.js'
 
-export type SchemeFactory = (name: string, spec: any, ctx: CompileContext, path: ConfigPath) => Authenticator | undefined
 
 export const SCHEME_FACTORIES: Record<string, SchemeFactory> = {}
 

@@ -10,7 +10,7 @@ import { verifyContentDigest } from './content-digest.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { deriveKey } from './derive.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './registry.js'
+import type { SchemeFactory } from './types.js'
 import { buildSignatureBase, hmacSha256, MAX_COVERED_COMPONENTS, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 

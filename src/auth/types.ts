@@ -4,6 +4,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { ErrorCode } from '../errors.js'
+import type { GatewayConfigFile } from '../config/schema.js'
+import type { CompileContext, ConfigPath } from '../config/types.js'
 import type { Authorities } from './authorities.js'
 
 export interface Identity {
@@ -78,3 +80,10 @@ export type CredentialKind = 'bearer' | 'apiKey' | 'worker-v1' | 'signature' | '
 export function isTlsSocket(req: IncomingMessage): req is IncomingMessage & { socket: TLSSocket } {
   return (req.socket as TLSSocket).encrypted === true
 }
+
+/** Compiles one `schemes.<name>` entry of its type (registered in registry.ts). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each factory narrows its own spec
+export type SchemeFactory = (name: string, spec: any, ctx: CompileContext, path: ConfigPath) => Authenticator | undefined
+
+/** Compiles an identity-bound method from `identities:` (registered in identity-methods.ts). */
+export type IdentityMethodFactory = (config: GatewayConfigFile, ctx: CompileContext) => Authenticator | undefined

@@ -6,7 +6,7 @@ import type { WorkerV1SchemeFile } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './registry.js'
+import type { SchemeFactory } from './types.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
 
 export const WORKER_V1_HEADERS = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature'] as const
