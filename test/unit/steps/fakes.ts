@@ -160,7 +160,10 @@ export interface TestRuntime extends Runtime {
 let runtimes = 0
 
 /** A Runtime over a real compiled gateway and a fresh memory store; forwarding is never reached. */
-export async function testRuntime(gateway: Gateway = loadGateway()): Promise<TestRuntime> {
+let shared: Gateway | undefined
+
+/** A compiled gateway is read-only: one per test process is enough (each runtime gets its own store). */
+export async function testRuntime(gateway: Gateway = (shared ??= loadGateway())): Promise<TestRuntime> {
   const lines: string[] = []
   // A plain destination: pino writes to it synchronously, so a line is there once the call returns.
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) })
