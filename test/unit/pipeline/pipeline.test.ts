@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import { connect, type Socket } from 'node:net'
 import { handleClientError, handleRequest, handleSocketRequest, refusedRequestLine } from '../../../src/pipeline.js'
 import type { ForwardRequest, UpstreamPools } from '../../../src/proxy/forward.js'
+import { StoreUnavailableError } from '../../../src/state/index.js'
 import { rawRequest } from '../../e2e/raw-http.js'
 import { JOIN_PATH, OPS_TOKEN, READER_TOKEN, testRuntime, type TestRuntime } from '../steps/fakes.js'
 
@@ -171,4 +172,33 @@ t.test('refusedRequestLine: method and path as far as the parser got; unknown me
   t.same(refusedRequestLine(Buffer.from('\x16\x03\x01 binary')), { method: null, path: null })
   t.same(refusedRequestLine(undefined), { method: null, path: null })
   t.same(refusedRequestLine('GET / HTTP/1.1'), { method: null, path: null }, 'only a Buffer is read')
+})
+
+t.test('an upgrade on a route without websocket: true is answered as a plain request, its Upgrade dropped', async (t) => {
+  const h = await start(t)
+  const text = await readAll(h.port, req(['GET /admin HTTP/1.1', 'Host: gw.test', 'Connection: upgrade', 'Upgrade: websocket', `Authorization: Bearer ${OPS_TOKEN}`]))
+  t.match(text, /^HTTP\/1\.1 200 /)
+  t.equal(h.forwarded.length, 1)
+  const headers = h.forwarded[0]!.headers
+  t.equal(headers['upgrade'], undefined)
+  t.notMatch(String(headers['connection'] ?? ''), /upgrade/i)
+  t.equal(headers['x-auth-identity'], 'ops')
+  t.match(h.rt.audit.records[0]!.record, { event: 'allow', status: 200, identity: 'ops' })
+})
+
+t.test('the store unreachable: 503 STATE_UNAVAILABLE on an enforced route; forwarded and reported on a report-only one', async (t) => {
+  const h = await start(t)
+  const unreachable = () => Promise.reject(new StoreUnavailableError('test: store down', 'unreachable'))
+  h.rt.state = { ...h.rt.state, limits: { ...h.rt.state.limits, peek: unreachable, hit: unreachable } }
+  const r = await rawRequest(h.port, req(['GET /admin HTTP/1.1', 'Host: gw.test', `Authorization: Bearer ${OPS_TOKEN}`, 'Connection: close']))
+  t.equal(r.status, 503)
+  t.match(r.json, { code: 'STATE_UNAVAILABLE' })
+  t.equal(h.forwarded.length, 0)
+  t.match(h.rt.audit.records[0]!.record, { event: 'deny', status: 503, reason: 'STATE_UNAVAILABLE' })
+
+  const rep = await rawRequest(h.port, req(['GET /legacy/q HTTP/1.1', 'Host: gw.test', `Authorization: Bearer ${OPS_TOKEN}`, 'Connection: close']))
+  t.equal(rep.status, 200)
+  t.equal(h.forwarded.length, 1)
+  t.equal(h.forwarded[0]!.headers['x-auth-identity'], undefined, 'not known to be allowed: no identity headers')
+  t.match(h.rt.audit.records[1]!.record, { event: 'report', status: 200, reason: 'STATE_UNAVAILABLE' })
 })
