@@ -129,6 +129,15 @@ t.test('report: the would-be code as reason, the upstream status as status', asy
   t.match(rt.audit.records[2]!.record, { event: 'report', status: 502, reason: 'FORBIDDEN' })
 })
 
+t.test('report: a would-be credential refusal keeps its fp and method, identity stays null', async (t) => {
+  const rt = await testRuntime()
+  const token = 'legacy-' + 'w'.repeat(40)
+  const { x } = routed(rt, { url: '/legacy/r', headers: bearer(token) })
+  x.wouldRefuse = await decide(x)
+  x.allowed(200)
+  t.match(rt.audit.records[0]!.record, { event: 'report', status: 200, reason: 'INVALID_CREDENTIALS', identity: null, fp: fp('token', token), authMethod: 'bearer', claimed: null })
+})
+
 t.test('an allowed public route logs identity anonymous, authMethod public; a refused one does not', async (t) => {
   const rt = await testRuntime()
   const ok = routed(rt, { url: '/health' }).x
