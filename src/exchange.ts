@@ -127,7 +127,8 @@ export class Exchange {
 
   /** A failure inside the gateway: 500 INTERNAL, logged with its stack under the request id (DESIGN §3). */
   internal(err: unknown): void {
-    this.rt.logger.error({ reqId: this.reqId, err: err instanceof Error ? { type: err.name, message: err.message, stack: err.stack } : { message: String(err) } }, 'internal error')
+    // pino's err serializer names the class (type), message and stack of a real Error.
+    this.rt.logger.error({ reqId: this.reqId, err: err instanceof Error ? err : new Error(String(err)) }, 'internal error')
     if (this.settled) return
     this.refuse({ code: 'INTERNAL', close: true })
   }

@@ -10,7 +10,7 @@ import { Exchange, type Denial } from './exchange.js'
 import { clientAddress } from './policy/client-address.js'
 import { BodyTooLargeError, OverloadedError, hasBody, readBody, releaseBody } from './proxy/body.js'
 import type { Lifetime } from './policy/concurrency.js'
-import { isClosing, responseReply, socketReply } from './reply.js'
+import { isClosing, markClosing, responseReply, socketReply } from './reply.js'
 import type { Runtime } from './runtime.js'
 import { StoreUnavailableError } from './state/types.js'
 import { normalizeAddress } from './state/client-ip.js'
@@ -146,26 +146,40 @@ export async function handleSocketRequest(rt: Runtime, req: IncomingMessage, soc
 }
 
 /** The HTTP parser refused a request (its framing, its target, or its time ran out): `clientError`. */
-export function handleClientError(rt: Runtime, err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket): void {
+export function handleClientError(rt: Runtime, err: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: number }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return void socket.destroy()
   const code = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : err.code === 'HPE_INVALID_URL' ? 'BAD_PATH' : 'BAD_REQUEST'
-  // A request already handed to the pipeline (its body broke off, or its time ran out): its exchange
-  // answers, unless its response already started; then the connection can only be cut.
   const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
   const inFlight = pending?.req ? (pending.req as Tracked)[kExchange] : undefined
-  if (inFlight && !inFlight.done && !pending!.headersSent) {
-    inFlight.refuse({ code, close: true, ...(code === 'BAD_REQUEST' ? { message: 'Request body incomplete' } : {}) })
+  if (pending && !pending.req.complete) {
+    // The request already handed to the pipeline broke off (its body's framing, or its time ran out): its
+    // exchange answers, unless its response already started; then the connection can only be cut.
+    if (inFlight && !inFlight.done && !pending.headersSent) inFlight.refuse({ code, close: true, ...(code === 'BAD_REQUEST' ? { message: 'Request body incomplete' } : {}) })
+    else socket.destroy()
     return
   }
-  if (pending) return void socket.destroy()
-  const x = new Exchange(rt, null, socketReply(socket), normalizeAddress(socket.remoteAddress ?? ''), refusedRequestLine(err.rawPacket))
-  x.refuse({ code, close: true })
+  // A request of its own: alone on the connection, or pipelined behind complete ones still being answered
+  // (its answer then waits for theirs, and nothing after it is read).
+  markClosing(socket)
+  const x = new Exchange(rt, null, socketReply(socket), normalizeAddress(socket.remoteAddress ?? ''), refusedRequestLine(err.rawPacket, err.bytesParsed))
+  if (!pending) return x.refuse({ code, close: true })
+  const answer = () => x.refuse({ code, close: true })
+  if (pending.writableFinished || pending.destroyed) return answer()
+  pending.once('finish', answer)
+  pending.once('close', answer)
 }
 
-/** Method and path (query cut) of the request line the parser refused, as far as it got; null when unknown. */
-export function refusedRequestLine(raw: unknown): { method: string | null; path: string | null } {
+/**
+ * Method and path (query cut) of the request line the parser refused, as far as it got; null when unknown.
+ * `raw` is the chunk the parser was reading and `at` where it failed: a request pipelined behind others
+ * starts after the last blank line before that point.
+ */
+export function refusedRequestLine(raw: unknown, at?: number): { method: string | null; path: string | null } {
   if (!Buffer.isBuffer(raw)) return { method: null, path: null }
-  const text = raw.subarray(0, 8192).toString('latin1')
+  const failedAt = Math.min(raw.length, at ?? raw.length)
+  const blank = raw.lastIndexOf('\r\n\r\n', Math.max(0, failedAt - 1))
+  const start = blank === -1 || blank + 4 > failedAt ? 0 : blank + 4
+  const text = raw.subarray(start, start + 8192).toString('latin1')
   const end = text.search(/[\r\n]/)
   const line = end === -1 ? text : text.slice(0, end)
   const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (.*?)(?: HTTP\/[0-9]\.[0-9])?$/.exec(line)

@@ -107,6 +107,26 @@ export function clientIp(req: IncomingMessage, trusted: TrustedProxies): string 
   return address
 }
 
+/**
+ * Like clientIp, but refusing to guess: behind a trusted proxy, the client address must be named by
+ * X-Forwarded-For, every hop parseable; undefined otherwise. For decisions that grant something to a
+ * kind of address (`loopback: allow`), where falling back to the proxy's own address would fail open.
+ */
+export function strictClientIp(req: IncomingMessage, trusted: TrustedProxies): string | undefined {
+  const peer = normalizeAddress(req.socket.remoteAddress ?? '')
+  if (!trusted(peer)) return peer
+  const header = req.headers['x-forwarded-for']
+  if (header === undefined) return undefined
+  const hops = (Array.isArray(header) ? header.join(',') : header).split(',')
+  let address: string | undefined
+  for (let i = hops.length - 1; i >= 0; i--) {
+    address = forwardedAddress(hops[i] ?? '')
+    if (address === undefined) return undefined
+    if (!trusted(address)) return address
+  }
+  return address
+}
+
 /** Eight 16-bit groups of an IPv6 address (which may end in dotted IPv4), or undefined. */
 function ipv6Groups(address: string): number[] | undefined {
   if (isIP(address) !== 6) return undefined

@@ -4,9 +4,10 @@
 import type { IncomingMessage } from 'node:http'
 import { authenticate } from '../auth/authenticate.js'
 import { ERRORS } from '../errors.js'
-import type { Denial, Exchange } from '../exchange.js'
+import type { Denial, Exchange, MatchedRoute } from '../exchange.js'
 import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
 import { readBody } from '../proxy/body.js'
+import { strictClientIp } from '../state/client-ip.js'
 
 export async function checkThrottle(x: Exchange): Promise<Denial | undefined> {
   const throttled = await checkAuthFailures(x.rt.state, x.gw, x.ip)
@@ -21,7 +22,8 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     query: x.query,
     tls: x.rt.tls,
     now: Date.now(),
-    clientIp: x.ip,
+    // loopback: allow: the socket peer and the client it stands for must both be loopback (DESIGN §3.3).
+    clientIp: route.loopbackAllow ? (strictClientIp(req, x.gw.server.trusted) ?? '') : x.ip,
     readBody: () => readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit),
   })
   if (auth.kind === 'identity') {
@@ -30,7 +32,9 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     return undefined
   }
   if (auth.body) x.body = auth.body
-  if (ERRORS[auth.code].status === 401) await countAuthFailure(x.rt.state, x.gw, x.ip)
+  // A report-only route forwards the request anyway: its would-be 401 must not lock the address out of
+  // the routes that do enforce (DESIGN §3.2 — report mode changes nothing a client sees).
+  if (ERRORS[auth.code].status === 401 && !reportOnly(route)) await countAuthFailure(x.rt.state, x.gw, x.ip)
   return {
     code: auth.code,
     ...(auth.message ? { message: auth.message } : {}),
@@ -39,6 +43,10 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     ...(auth.method ? { authMethod: auth.method } : {}),
     ...(auth.claimed !== undefined ? { claimed: auth.claimed } : {}),
   }
+}
+
+function reportOnly(route: MatchedRoute): boolean {
+  return route.upstream !== null && route.enforce === 'report'
 }
 
 export function checkRoles(x: Exchange): Denial | undefined {

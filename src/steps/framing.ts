@@ -11,6 +11,12 @@ export function hasValidHost(req: IncomingMessage): boolean {
   return hosts === 1 || (hosts === 0 && req.httpVersion === '1.0')
 }
 
+/** `Connection: upgrade` (a token of it), with or without an Upgrade header Node would act on. */
+function asksUpgrade(req: IncomingMessage): boolean {
+  const c = req.headers.connection
+  return c !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(c)
+}
+
 function refuse(message: string): Denial {
   return { code: 'BAD_REQUEST', message, close: true }
 }
@@ -23,6 +29,6 @@ export function checkFraming(req: IncomingMessage, upgrade: boolean): Denial | u
   if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return refuse('Transfer-Encoding is not allowed in HTTP/1.0')
   // The body of an upgrade would stay unread until after a 101: a backend that answers before reading it
   // leaves the next request's bytes to be taken as that body (DESIGN §3 step 0, on every route).
-  if (upgrade && hasBody(req)) return refuse('An upgrade request cannot have a body')
+  if ((upgrade || asksUpgrade(req)) && hasBody(req)) return refuse('An upgrade request cannot have a body')
   return undefined
 }

@@ -235,10 +235,6 @@ t.test('a request the parser refuses after a keep-alive response gets its own an
 
 t.test(
   'a malformed request pipelined in the same packet behind a valid one: the valid one is not logged as BAD_PATH, the malformed one has its audit line',
-  {
-    todo:
-      'bug: src/pipeline.ts handleClientError gives the parser error of the NEXT pipelined request to the in-flight exchange (socket._httpMessage) whenever that exchange is not done: a complete, valid GET /health is refused 400 BAD_PATH and logged path /health reason BAD_PATH, and the malformed request gets no audit line at all. The in-flight exchange should only take the error while its own request is incomplete (!pending.req.complete: body broke off, or timeout)',
-  },
   async (t) => {
     const h = await start(t)
     await readAll(h.port, req(['GET /health HTTP/1.1', 'Host: gw.test']) + 'GET /x\x7fy HTTP/1.1\r\nHost: gw.test\r\n\r\n')
@@ -250,10 +246,6 @@ t.test(
 
 t.test(
   'report-only 401s do not count against authFailures: they neither lock the address out of enforced routes nor hide the real reason',
-  {
-    todo:
-      'suspected bug: src/steps/authenticate.ts checkCredentials counts every 401 (countAuthFailure) also on an enforce: report route, so with defaults.authFailures max 2 three credential-less requests to a report-only route (all forwarded, DESIGN §3.2) turn the next report lines into reason RATE_LIMITED and get a valid-credential request to an enforced route 429 RATE_LIMITED from the same address — report mode, meant to sit in front of existing clients, refuses them elsewhere',
-  },
   async (t) => {
     const h = await start(t)
     for (let i = 0; i < 3; i++) {

@@ -73,9 +73,10 @@ t.test('MISSING_CREDENTIALS carries the route challenge; a public route asks for
 t.test('loopback: allow only when the socket peer and the client address are both loopback', async (t) => {
   const rt = await testRuntime()
   const cases: Array<[string, FakeRequestOptions, boolean]> = [
-    ['peer 127.0.0.1', { remoteAddress: '127.0.0.1' }, true],
+    ['peer 127.0.0.2 (loopback, not a trusted proxy)', { remoteAddress: '127.0.0.2' }, true],
     ['peer ::1', { remoteAddress: '::1' }, true],
-    ['peer ::ffff:127.0.0.1', { remoteAddress: '::ffff:127.0.0.1' }, true],
+    ['peer ::ffff:127.0.0.2', { remoteAddress: '::ffff:127.0.0.2' }, true],
+    ['peer 127.0.0.1 is a trusted proxy forwarding no client: nothing says the client is local', { remoteAddress: '127.0.0.1' }, false],
     ['trusted loopback proxy forwarding a loopback client', { remoteAddress: '127.0.0.1', headers: [['x-forwarded-for', '127.0.0.5']] }, true],
     ['trusted loopback proxy forwarding a remote client', { remoteAddress: '127.0.0.1', headers: [['x-forwarded-for', '10.0.0.5']] }, false],
     ['remote peer claiming a loopback client (not trusted)', { remoteAddress: '10.0.0.5', headers: [['x-forwarded-for', '127.0.0.1']] }, false],
@@ -126,10 +127,6 @@ t.test('two credentials of different kinds are AMBIGUOUS_CREDENTIALS (a 401: cou
 
 t.test(
   'loopback: a trusted loopback proxy that forwards no usable client address does not make its client local',
-  {
-    todo:
-      'suspected bug: src/state/client-ip.ts clientIp returns the trusted peer itself when X-Forwarded-For is absent or unparseable, so src/auth/authenticate.ts isLoopback admits every client of a local TLS terminator on 127.0.0.1 (in trustProxy) as "localhost"; DESIGN §3.3 asks that the client address it forwards be loopback — fail closed: MISSING_CREDENTIALS',
-  },
   async (t) => {
     const rt = await testRuntime()
     for (const headers of [[], [['x-forwarded-for', '']], [['x-forwarded-for', 'unknown']]] as Array<Array<[string, string]>>) {

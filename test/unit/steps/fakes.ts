@@ -85,9 +85,11 @@ export function fakeRequest(o: FakeRequestOptions = {}): IncomingMessage {
   const pairs: Array<[string, string]> = [...(o.noHost ? [] : [['host', 'gw.test'] as [string, string]]), ...(o.headers ?? [])]
   const headers: Record<string, string | string[]> = {}
   const rawHeaders: string[] = []
+  const headersDistinct: Record<string, string[]> = {}
   for (const [name, value] of pairs) {
     rawHeaders.push(name, value)
     const k = name.toLowerCase()
+    ;(headersDistinct[k] ??= []).push(value)
     const prev = headers[k]
     if (prev === undefined) headers[k] = k === 'set-cookie' ? [value] : value
     // Node keeps the first of a duplicated singleton (host, content-length...), joins the others.
@@ -102,6 +104,7 @@ export function fakeRequest(o: FakeRequestOptions = {}): IncomingMessage {
     httpVersionMajor: Number(maj),
     httpVersionMinor: Number(min),
     headers,
+    headersDistinct,
     rawHeaders,
     socket: { remoteAddress: o.remoteAddress ?? '10.1.2.3' },
     destroyed: false,

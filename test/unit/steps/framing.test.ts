@@ -42,4 +42,7 @@ t.test('an upgrade that declares a body is refused; Content-Length: 0 passes', a
   t.equal(checkFraming(fakeRequest({ headers: [...up, ['content-length', '0']] }), true), undefined, 'CL 0')
   t.equal(checkFraming(fakeRequest({ headers: up }), true), undefined, 'no body')
   t.equal(checkFraming(fakeRequest({ method: 'POST', headers: [['content-length', '5']] }), false), undefined, 'a body on a plain request is fine')
+  // DESIGN §3 step 0 names the request by `Connection: upgrade`, whether or not Node emits 'upgrade' for it.
+  t.match(checkFraming(fakeRequest({ method: 'POST', headers: [['connection', 'keep-alive, Upgrade'], ['content-length', '5']] }), false), refused(/upgrade/i), 'Connection: upgrade without Upgrade, with a body')
+  t.equal(checkFraming(fakeRequest({ method: 'POST', headers: [['connection', 'x-upgraded'], ['content-length', '5']] }), false), undefined, 'only the upgrade token counts')
 })
