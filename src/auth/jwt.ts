@@ -1,15 +1,16 @@
 // DESIGN §4.6: `type: jwt` schemes — short-lived tokens in `Authorization: Bearer`, HS256 with a
 // secret or EdDSA / ES256 with a JWKS of public keys. Keys and allowed algorithms are fixed at load;
 // `none` and algorithm confusion are impossible by construction. Never logs or returns a token.
-import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject, type X509Certificate } from 'node:crypto'
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
 import { durationMs } from '../config/types.js'
 import type { JwtSchemeFile } from '../config/schema.js'
 import { bearerToken } from './bearer.js'
-import { tokenFingerprint } from './credential.js'
+import { sha256, tokenFingerprint } from './credential.js'
+import { handshakePeer } from './tls-peer.js'
 import { schemeIdentity } from './identity-names.js'
 import type { SchemeFactory } from './registry.js'
-import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
 
 /** Seconds of clock difference tolerated on exp, nbf and iat (DESIGN §4.6). */
 export const CLOCK_TOLERANCE_S = 30
@@ -34,12 +35,17 @@ export interface JwtOptions {
   rolesClaim: string
   /** Roles every valid token gets, in addition to its rolesClaim. */
   roles: readonly string[]
+  /** `jti` or `sub` values refused with KEY_REVOKED (DESIGN §4.6). */
+  revoked?: readonly string[]
+  /** RFC 8705 §3: only a token whose cnf.x5t#S256 names the connection's verified client certificate. */
+  bindCertificate?: boolean
 }
 
 type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean }
 
 export function createJwtAuthenticator(options: JwtOptions): Authenticator {
   const { name, keys, maxTtlMs, rolesClaim } = options
+  const revoked = new Set(options.revoked ?? [])
   const algorithms = [...new Set(keys.flatMap((k) => k.algorithms))]
   const verifyOptions: JWTVerifyOptions = {
     algorithms,
@@ -92,8 +98,12 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     if (typeof sub !== 'string' || !JWT_SUBJECT.test(sub)) return invalid
     const claimed = payload[rolesClaim]
     if (claimed !== undefined && (!Array.isArray(claimed) || !claimed.every((r) => typeof r === 'string' && JWT_ROLE.test(r)))) return invalid
+    const jti = payload.jti
+    if (revoked.has(sub) || (typeof jti === 'string' && revoked.has(jti))) return { kind: 'deny', code: 'KEY_REVOKED', fp, claimed: sub }
+    if (options.bindCertificate && !boundToPeer(payload, req)) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: NOT_BOUND, fp, claimed: sub }
     const roles = [...new Set([...options.roles, ...((claimed as string[] | undefined) ?? [])])]
-    return { kind: 'identity', identity: { name: schemeIdentity(name, sub), roles, method: name, fp, expiresAt: exp * 1000 } }
+    // Claims = the verified payload (DESIGN §4.9); read by own property only (auth/claims.ts).
+    return { kind: 'identity', identity: { name: schemeIdentity(name, sub), roles, method: name, fp, expiresAt: exp * 1000, claims: payload } }
   }
 
   return {
@@ -105,6 +115,26 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     present: (req) => bearerToken(req) !== undefined,
     authenticate,
   }
+}
+
+export const NOT_BOUND = 'Token not bound to this certificate'
+
+/**
+ * RFC 8705 §3.1: `cnf.x5t#S256` is base64url SHA-256 of the DER of the certificate verified in this
+ * connection's own handshake (tls-peer.ts) — never one a renegotiation presented later.
+ */
+function boundToPeer(payload: JWTPayload, req: AuthRequest): boolean {
+  if (!isTlsSocket(req.raw)) return false
+  const peer = handshakePeer(req.raw.socket)
+  if (!peer || !peer.authorized) return false
+  const cnf = payload.cnf as { 'x5t#S256'?: unknown } | undefined
+  const thumbprint = cnf !== null && typeof cnf === 'object' ? cnf['x5t#S256'] : undefined
+  return typeof thumbprint === 'string' && thumbprint === certificateThumbprint(peer.cert)
+}
+
+/** base64url SHA-256 of a certificate's DER: the `x5t#S256` of RFC 8705 (and `mint --cnf-cert`). */
+export function certificateThumbprint(cert: X509Certificate): string {
+  return sha256(cert.raw).toString('base64url')
 }
 
 /**
@@ -202,5 +232,7 @@ export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, p
     maxTtlMs: durationMs(spec.maxTtl ?? '15m'),
     rolesClaim: spec.rolesClaim ?? 'roles',
     roles: spec.roles ?? [],
+    revoked: spec.revoked ?? [],
+    bindCertificate: spec.bindCertificate === true,
   })
 }

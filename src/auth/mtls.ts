@@ -13,6 +13,7 @@ import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } f
 interface Owner {
   name: string
   roles: readonly string[]
+  claims?: Readonly<Record<string, unknown>>
 }
 
 /** How a configured identity is found: the full DN, the CN alone, or one SAN entry. */
@@ -132,7 +133,7 @@ export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
       if (!peer.authorized) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
       const owner = findOwner(table, peer.cert)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
-      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp } }
+      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },
   }
 }
@@ -171,7 +172,7 @@ export const createMtlsMethod: IdentityMethodFactory = (config, ctx) => {
       ctx.error(at, 'mtls needs a subject (e.g. "CN=ci-runner") or a san (e.g. "DNS:ci.example.com")')
       continue
     }
-    const owner: Owner = { name: id.name, roles: id.roles ?? [] }
+    const owner: Owner = { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
     if (subject !== undefined) {
       const dn = normalizeDn(subject)
       if (!/^[A-Z0-9.]+=/.test(dn)) ctx.error([...at, 'subject'], 'must be a DN such as "CN=ci-runner" or "CN=ci-runner,O=Acme"')
