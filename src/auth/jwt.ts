@@ -6,6 +6,7 @@ import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type Protect
 import { durationMs } from '../config/types.js'
 import type { JwtSchemeFile } from '../config/schema.js'
 import { bearerToken } from './bearer.js'
+import { isRemoteJwks, jwksUrlProblem, sharedRemoteKeySet, type KeySource } from './jwks-remote.js'
 import { sha256, tokenFingerprint } from './credential.js'
 import { handshakePeer } from './tls-peer.js'
 import { schemeIdentity } from './identity-names.js'
@@ -28,7 +29,8 @@ export interface JwtVerificationKey {
 
 export interface JwtOptions {
   name: string
-  keys: readonly JwtVerificationKey[]
+  /** Fixed keys (a secret, a JWKS file) or a key set fetched from a URL (jwks-remote.ts). */
+  keys: readonly JwtVerificationKey[] | (KeySource & { start(): void; notReady(): string | undefined })
   issuer?: string
   audience?: string
   maxTtlMs: number
@@ -41,12 +43,14 @@ export interface JwtOptions {
   bindCertificate?: boolean
 }
 
-type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean }
+type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean; unavailable?: true }
 
 export function createJwtAuthenticator(options: JwtOptions): Authenticator {
-  const { name, keys, maxTtlMs, rolesClaim } = options
+  const { name, maxTtlMs, rolesClaim } = options
   const revoked = new Set(options.revoked ?? [])
-  const algorithms = [...new Set(keys.flatMap((k) => k.algorithms))]
+  const remote = Array.isArray(options.keys) ? undefined : (options.keys as Exclude<JwtOptions['keys'], readonly JwtVerificationKey[]>)
+  // A remote set's algorithms are those of the key types it may hold (jwksVerificationKeys admits no other).
+  const algorithms = remote ? ['EdDSA', 'Ed25519', 'ES256'] : [...new Set((options.keys as readonly JwtVerificationKey[]).flatMap((k) => k.algorithms))]
   const verifyOptions: JWTVerifyOptions = {
     algorithms,
     clockTolerance: CLOCK_TOLERANCE_S,
@@ -55,7 +59,7 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     ...(options.audience !== undefined ? { audience: options.audience } : {}),
   }
   /** Keys that may verify this header: its alg allowed for the key, and its kid when both have one. */
-  const candidates = (header: ProtectedHeaderParameters): JwtVerificationKey[] =>
+  const candidates = (keys: readonly JwtVerificationKey[], header: ProtectedHeaderParameters): JwtVerificationKey[] =>
     keys.filter((k) => typeof header.alg === 'string' && k.algorithms.includes(header.alg) && (header.kid === undefined || k.kid === undefined || header.kid === k.kid))
 
   async function verify(token: string, now: number): Promise<Verdict> {
@@ -66,8 +70,12 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
       return { ok: false, expired: false }
     }
     if (header === null || typeof header !== 'object') return { ok: false, expired: false }
+    let keys = remote ? remote.current(now) : (options.keys as readonly JwtVerificationKey[])
+    if (keys === undefined) return { ok: false, expired: false, unavailable: true }
+    // A kid the remote set lacks: the issuer may have rotated (re-fetched at most once per cool-down).
+    if (remote && typeof header.kid === 'string' && !keys.some((k) => k.kid === header.kid)) keys = (await remote.refreshForUnknownKid(now)) ?? keys
     let expired = false
-    for (const k of candidates(header)) {
+    for (const k of candidates(keys, header)) {
       try {
         const { payload } = await jwtVerify(token, k.key, { ...verifyOptions, currentDate: new Date(now) })
         return { ok: true, payload }
@@ -86,6 +94,7 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     const invalid: AuthOutcome = { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
     if (token.length > 16_384 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return invalid
     const v = await verify(token, req.now)
+    if (!v.ok && v.unavailable) return { kind: 'deny', code: 'STATE_UNAVAILABLE', message: 'Key set unavailable', fp }
     if (!v.ok) return refused(v.expired ? 'TOKEN_EXPIRED' : 'INVALID_CREDENTIALS', token, fp)
     const { payload } = v
     const exp = payload.exp as number
@@ -109,6 +118,7 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
   return {
     name,
     kind: 'bearer',
+    ...(remote ? { start: () => remote.start(), notReady: () => remote.notReady() } : {}),
     credentialHeaders: ['authorization'],
     challenge: 'Bearer realm="portcullis"',
     missingMessage: 'Missing token',
@@ -209,12 +219,32 @@ export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, p
     ctx.error(path, 'a jwt scheme needs exactly one of `secret` (HS256) or `jwks` (EdDSA / ES256 public keys)')
     return undefined
   }
-  let keys: JwtVerificationKey[]
+  let keys: JwtOptions['keys']
   if (spec.secret !== undefined) {
     const secret = ctx.secret(path.concat('secret'), spec.secret)
     if (secret === undefined) return undefined
     keys = [{ key: createSecretKey(Buffer.from(secret, 'utf8')), algorithms: ['HS256'] }]
+  } else if (isRemoteJwks(spec.jwks!)) {
+    const problem = jwksUrlProblem(spec.jwks!)
+    if (problem) {
+      ctx.error(path.concat('jwks'), problem)
+      return undefined
+    }
+    let ca: Buffer | undefined
+    if (spec.jwksCa !== undefined) {
+      ca = ctx.readFile(path.concat('jwksCa'), spec.jwksCa)
+      if (ca === undefined) return undefined
+      if (!/-----BEGIN CERTIFICATE-----/.test(ca.toString('latin1'))) {
+        ctx.error(path.concat('jwksCa'), `${spec.jwksCa} is not a PEM certificate`)
+        return undefined
+      }
+    }
+    keys = sharedRemoteKeySet(new URL(spec.jwks!), durationMs(spec.jwksCacheTtl ?? '10m'), ca)
   } else {
+    if (spec.jwksCa !== undefined) {
+      ctx.error(path.concat('jwksCa'), 'applies only when jwks is an https:// URL')
+      return undefined
+    }
     const text = ctx.readFile(path.concat('jwks'), spec.jwks!)
     if (text === undefined) return undefined
     const parsed = jwksVerificationKeys(text.toString('utf8'))

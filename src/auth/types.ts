@@ -80,6 +80,8 @@ export interface Authenticator {
   readonly members?: readonly Authenticator[]
   /** Why requests needing this method cannot be served yet (a remote key set never fetched); /readyz reports it. */
   notReady?(): string | undefined
+  /** Called by `serve` at start and on each reload (never by `check`): the first fetch of a remote key set. */
+  start?(): void
   /** Does this request carry a credential of this method (cheap header check, no crypto)? */
   present(req: IncomingMessage): boolean
   /** Must the body be read (up to bodyLimit) before authenticate()? */
