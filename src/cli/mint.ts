@@ -4,6 +4,7 @@ import { randomUUID, createPrivateKey, createPublicKey, X509Certificate, type Ke
 import { readFile } from 'node:fs/promises'
 import { SignJWT } from 'jose'
 import { JWT_ROLE, JWT_SUBJECT, certificateThumbprint, jwksVerificationKeys } from '../auth/jwt.js'
+import { isRemoteJwks } from '../auth/jwks-remote.js'
 import { formatFinding, loadConfigFile } from '../config/load.js'
 import type { JwtSchemeFile } from '../config/schema.js'
 import { resolveSecret } from '../config/secrets.js'
@@ -130,6 +131,8 @@ export async function run(argv: string[]): Promise<number> {
     key = Buffer.from(secret.value, 'utf8')
     alg = 'HS256'
   } else {
+    // A key set at a URL belongs to an issuer elsewhere: its tokens come from that issuer.
+    if (isRemoteJwks(jwt.jwks!)) return fail(`scheme "${name}" takes its keys from ${jwt.jwks}: tokens for it come from that issuer, not from mint`)
     if (values.key === undefined) throw new UsageError(`scheme "${name}" verifies with a jwks: pass the private key with --key FILE (PEM)`)
     const signing = await privateSigningKey(values.key as string, jwt.jwks!)
     if (typeof signing === 'string') return fail(signing)
