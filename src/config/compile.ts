@@ -335,6 +335,10 @@ export function compileGateway(
       continue
     }
     const before = ctx.errors()
+    // DESIGN §4.9: a bound token needs a verified client certificate, which needs a client CA.
+    if ((spec as { bindCertificate?: boolean }).bindCertificate === true && !raw.server?.tls?.clientCa) {
+      ctx.error(['schemes', name, 'bindCertificate'], 'bindCertificate needs server.tls.clientCa (tokens are bound to verified client certificates)')
+    }
     let a: Authenticator | undefined
     try {
       a = factory(name, spec, ctx, ['schemes', name])
@@ -403,7 +407,7 @@ export function compileGateway(
     if (!ucan && spec.command !== undefined) ctx.error([...at, 'command'], '`command` applies only to a route that accepts a ucan scheme')
     if (spec.command !== undefined && !isCommand(spec.command)) ctx.error([...at, 'command'], 'must be a UCAN command: lowercase, starting with /, no trailing or double /')
     if (!upstream) return
-    const challenge = [...new Set(auth.map((a) => a.challenge))].join(', ')
+    const challenge = [...new Set(auth.flatMap((a) => a.members ?? [a]).map((a) => a.challenge))].join(', ')
     const onlyOne = auth.length === 1 ? auth[0]!.missingMessage : undefined
     routes.push({
       index: i,

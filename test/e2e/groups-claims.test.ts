@@ -2,7 +2,7 @@
 // job tokens, claims on roles, and jwt `revoked`. Certificates are made by openssl at test time.
 import t from 'tap'
 import { request } from 'node:https'
-import { X509Certificate, createHash, randomUUID } from 'node:crypto'
+import { X509Certificate, createHash, createHmac, randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import { SignJWT } from 'jose'
@@ -74,6 +74,11 @@ schemes:
     issuer: portcullis
     secret: "\${env:JOB_SECRET}"
     revoked: ${JSON.stringify(revoked)}
+  workers:
+    type: worker-v1
+    secret: "\${env:WORKER_SECRET}"
+    roles: [worker]
+    claims: { pool: a, gpu: false }
   bound:
     type: jwt
     secret: "\${env:BOUND_SECRET}"
@@ -98,6 +103,9 @@ routes:
     upstream: backend
     auth: [[mtls, jobs]]
     roles: [{ role: worker, claims: { zone: eu-1, extra: 1 } }]
+  - { path: /node-signed, upstream: backend, auth: [[mtls, workers]] }
+  - { path: /pool-a, upstream: backend, auth: [workers], roles: [{ role: worker, claims: { pool: a } }] }
+  - { path: /gpu-signed, upstream: backend, auth: [workers], roles: [{ role: worker, claims: { gpu: true } }] }
   - path: /tags
     upstream: backend
     auth: [jobs]
@@ -105,7 +113,12 @@ routes:
 `
 }
 
-const env = () => ({ OPS_TOKEN, JOB_SECRET, BOUND_SECRET, NODE_KEY })
+const WORKER_SECRET = testSecret('workers')
+const env = () => ({ OPS_TOKEN, JOB_SECRET, BOUND_SECRET, NODE_KEY, WORKER_SECRET })
+function workerHeaders(id: string): Record<string, string> {
+  const ts = String(Date.now())
+  return { 'x-worker-id': id, 'x-worker-timestamp': ts, 'x-worker-signature': createHmac('sha256', WORKER_SECRET).update(`${id}:${ts}`).digest('hex') }
+}
 
 t.before(async () => {
   pki = makePki()
@@ -179,6 +192,7 @@ t.test('all-of group partly present: 401 with the first missing or refused membe
   r = await httpsCall(`${gw.url}/group-roles`, pki.ca.cert)
   t.equal(r.status, 401, 'nothing at all')
   t.equal(r.json.code, 'MISSING_CREDENTIALS')
+  t.equal(r.headers['www-authenticate'], 'ClientCertificate realm="portcullis", Bearer realm="portcullis"', 'each member\'s challenge once')
 })
 
 t.test('auth: [bearer, [mtls, jobs]]: a bearer alone, or certificate and token together', async (t) => {
@@ -225,7 +239,7 @@ t.test('config: a group naming an unknown method or one method twice is an error
 })
 
 t.test('the gateway output never holds a secret', async (t) => {
-  for (const s of [OPS_TOKEN, JOB_SECRET, BOUND_SECRET, NODE_KEY]) t.notMatch(gw.output(), s)
+  for (const s of [OPS_TOKEN, JOB_SECRET, BOUND_SECRET, NODE_KEY, WORKER_SECRET]) t.notMatch(gw.output(), s)
 })
 
 t.test('certificate-bound token: accepted only with the certificate it names (RFC 8705 §3)', async (t) => {
@@ -337,4 +351,30 @@ t.test('revoked jti or sub → 401 KEY_REVOKED; a reload applies a new list', as
     await new Promise((res) => setTimeout(res, 50))
   }
   t.equal(r.status, 200, 'emptied list: accepted again')
+})
+
+t.test('a group carries its members\' replay marks: a replayed signature in a group is REPLAYED', async (t) => {
+  const h = workerHeaders('w-1')
+  let r = await httpsCall(`${gw.url}/node-signed`, pki.ca.cert, certs.gpu, h)
+  t.equal(r.status, 200)
+  t.equal(seen(r)['x-auth-method'], 'mtls+workers')
+  t.equal(seen(r)['x-auth-identity'], 'gpu-node-1')
+  r = await httpsCall(`${gw.url}/node-signed`, pki.ca.cert, certs.gpu, h)
+  t.equal(r.status, 401)
+  t.equal(r.json.code, 'REPLAYED')
+})
+
+t.test('scheme-level claims: every signer of a worker-v1 scheme has them', async (t) => {
+  let r = await httpsCall(`${gw.url}/pool-a`, pki.ca.cert, undefined, workerHeaders('w-2'))
+  t.equal(r.status, 200)
+  r = await httpsCall(`${gw.url}/gpu-signed`, pki.ca.cert, undefined, workerHeaders('w-3'))
+  t.equal(r.status, 403)
+  t.equal(r.json.code, 'FORBIDDEN')
+})
+
+t.test('config: bindCertificate without server.tls.clientCa is an error', async (t) => {
+  const file = writeConfig(config().replace(`, clientCa: ${pki.ca.certFile}`, '').replace(/identities:[\s\S]*?schemes:/, 'schemes:').replace(/auth: \[\[mtls, [a-z]+\]\]/g, 'auth: [jobs]').replace(/auth: \[bearer, \[mtls, jobs\]\]/, 'auth: [jobs]').replace(/auth: \[bearer, mtls, jobs\]/, 'auth: [jobs]').replace(/auth: \[mtls, jobs\]/g, 'auth: [jobs]').replace('auth: [[apiKey, jobs]]', 'auth: [jobs]').replace('auth: [apiKey, jobs]', 'auth: [jobs]'))
+  const r = await runCli(['check', '--config', file], env())
+  t.equal(r.code, 1)
+  t.match(r.stdout + r.stderr, /schemes\.bound\.bindCertificate: bindCertificate needs server\.tls\.clientCa/)
 })
