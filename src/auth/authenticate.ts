@@ -13,17 +13,6 @@ export type AuthResult =
 
 const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
 
-/**
- * Two Authorization or API-key headers, or two kinds of credential portcullis recognizes — unless the kinds
- * present are exactly those of one all-of group the route accepts (DESIGN §3 step 3, §4.9). A client
- * certificate is never counted.
- */
-export function isAmbiguous(gw: Gateway, req: IncomingMessage, route?: Pick<CompiledRoute, 'auth'>): boolean {
-  const kinds = presentKinds(gw, req)
-  if (kinds === 'duplicate') return true
-  return kinds.size > 1 && groupsFor(route?.auth ?? [], kinds).length === 0
-}
-
 /** The kinds of credential a request carries (a client certificate not counted), or two headers of one kind. */
 function presentKinds(gw: Gateway, req: IncomingMessage): Set<CredentialKind> | 'duplicate' {
   const raw = req.rawHeaders
@@ -70,9 +59,11 @@ export async function authenticate(
   req: IncomingMessage,
   o: { path: string; query: string; tls: boolean; now: number; clientIp: string; readBody: () => Promise<Buffer> },
 ): Promise<AuthResult> {
+  // Ambiguous (DESIGN §3 step 3, §4.9): two Authorization or API-key headers, or two kinds of credential
+  // unless they are exactly the kinds of one all-of group the route accepts — and then only such a group
+  // may answer, never one method for half of them. A client certificate is never counted.
   const kinds = presentKinds(gw, req)
   if (kinds === 'duplicate') return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
-  // Two kinds of credential are one group's, or ambiguous: never let one method answer for half of them.
   const candidates = kinds.size > 1 ? groupsFor(route.auth, kinds) : route.auth.filter((a) => a.present(req))
   if (kinds.size > 1 && candidates.length === 0) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
   if (candidates.length === 0) {
