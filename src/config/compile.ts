@@ -400,7 +400,14 @@ export function compileGateway(
       const members = entry.map((name, k) => lookup(name, [...at, 'auth', j, k]))
       const dup = entry.findIndex((name, k) => entry.indexOf(name) !== k)
       if (dup !== -1) ctx.error([...at, 'auth', j, dup], `"${entry[dup]}" appears twice in this group`)
-      else if (members.every((a) => a !== undefined)) auth.push(createGroupAuthenticator(members as Authenticator[]))
+      else if (members.every((a) => a !== undefined)) {
+        // One request carries one credential of each kind (one Authorization header): two members of one
+        // kind could never both be satisfied.
+        const kinds = (members as Authenticator[]).map((a) => a.kind)
+        const clash = kinds.findIndex((k, x) => kinds.indexOf(k) !== x)
+        if (clash !== -1) ctx.error([...at, 'auth', j, clash], `"${entry[clash]}" reads the same credential as "${entry[kinds.indexOf(kinds[clash]!)]}": a group needs members of different kinds`)
+        else auth.push(createGroupAuthenticator(members as Authenticator[]))
+      }
     })
     const ucan = (spec.auth ?? []).flat().some((name) => raw.schemes?.[name]?.type === 'ucan')
     if (ucan && spec.command === undefined) ctx.error(at, 'a route that accepts a ucan scheme needs `command` (the UCAN command invoked here)')

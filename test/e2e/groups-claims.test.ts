@@ -230,12 +230,15 @@ t.test('check prints a group readably', async (t) => {
   t.match(r.stdout, /bearer,mtls\+jobs/)
 })
 
-t.test('config: a group naming an unknown method or one method twice is an error', async (t) => {
+t.test('config: a group naming an unknown method, one method twice, or two of one kind is an error', async (t) => {
   const file = writeConfig(config().replace('auth: [[apiKey, jobs]]', 'auth: [[apiKey, apiKey]]').replace('auth: [[mtls, bound]]', 'auth: [[mtls, nope]]'))
   const r = await runCli(['check', '--config', file], env())
   t.equal(r.code, 1)
   t.match(r.stdout + r.stderr, /routes\[2\]\.auth\[0\]\[1\]: "apiKey" appears twice in this group/)
   t.match(r.stdout + r.stderr, /routes\[4\]\.auth\[0\]\[1\]: unknown auth method "nope"/)
+  const same = await runCli(['check', '--config', writeConfig(config().replace('auth: [[apiKey, jobs]]', 'auth: [[jobs, bound]]'))], env())
+  t.equal(same.code, 1)
+  t.match(same.stdout + same.stderr, /routes\[2\]\.auth\[0\]\[1\]: "bound" reads the same credential as "jobs": a group needs members of different kinds/)
 })
 
 t.test('the gateway output never holds a secret', async (t) => {
