@@ -10,6 +10,7 @@ import { configuredFingerprints } from './observe/credential-fingerprints.js'
 import { startAdminServer } from './admin/server.js'
 import { watchConfig, type ConfigReloader } from './config/reload.js'
 import { assertionJwks, assertRequest } from './proxy/assertion.js'
+import { keySetsNotReady, startKeySets } from './auth/jwks-remote.js'
 
 export interface RunningGateway {
   url: string
@@ -34,12 +35,14 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
   const metrics = o.gateway.admin ? createMetrics({ replay: state.replay, credentials: configuredFingerprints(o.gateway.raw) }) : undefined
   const listeners = [createAuditLog(o.logger), ...(metrics ? [metrics.listener] : [])]
   const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger, listeners, assert: assertRequest, ...(metrics ? { trackResponse: metrics.trackResponse } : {}) })
+  // DESIGN §4.6: remote key sets are fetched at start, not on the first request that needs one.
+  startKeySets(o.gateway)
   let draining = false
   const admin = o.gateway.admin
     ? await startAdminServer({
         listen: o.gateway.admin.listen,
         metrics: metrics!,
-        notReady: () => (draining ? 'shutting down' : state.ready() ? undefined : 'state store unreachable'),
+        notReady: () => (draining ? 'shutting down' : !state.ready() ? 'state store unreachable' : keySetsNotReady(server.runtime.gateway)),
         jwks: () => assertionJwks(server.runtime.gateway),
       }).catch(async (err: unknown) => {
         await server.close(0)
@@ -53,6 +56,7 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
     apply: (next) => {
       const restart = state.reconfigure(next.state)
       server.reload(next)
+      startKeySets(next)
       return restart
     },
     // A credential the new config no longer names loses its last-used series (DESIGN §6).

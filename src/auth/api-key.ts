@@ -33,7 +33,7 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
       const fp = tokenFingerprint(p.key)
       const owner = tables.get(p.header)!.find(p.key)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid API key', fp }
-      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp } }
+      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },
   }
 }

@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http'
 import type { CompiledRoute, Gateway } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
 import { bearerToken, trimSpacesAndTabs } from './bearer.js'
-import type { AuthRequest, Identity } from './types.js'
+import { groupKinds } from './groups.js'
+import type { AuthRequest, Authenticator, CredentialKind, Identity } from './types.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
@@ -12,8 +13,8 @@ export type AuthResult =
 
 const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
 
-/** Two Authorization or API-key headers, or two kinds of credential portcullis recognizes. */
-export function isAmbiguous(gw: Gateway, req: IncomingMessage): boolean {
+/** The kinds of credential a request carries (a client certificate not counted), or two headers of one kind. */
+function presentKinds(gw: Gateway, req: IncomingMessage): Set<CredentialKind> | 'duplicate' {
   const raw = req.rawHeaders
   let authorization = 0
   let apiKeys = 0
@@ -22,13 +23,22 @@ export function isAmbiguous(gw: Gateway, req: IncomingMessage): boolean {
     if (name === 'authorization') authorization++
     else if (gw.apiKeyHeaders.includes(name)) apiKeys++
   }
-  if (authorization > 1 || apiKeys > 1) return true
-  let kinds = 0
-  if (bearerToken(req) !== undefined) kinds++
-  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && trimSpacesAndTabs(req.headers[h] as string) !== '')) kinds++
-  if (WORKER_V1.some((h) => req.headers[h] !== undefined)) kinds++
-  if (req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined) kinds++
-  return kinds > 1
+  if (authorization > 1 || apiKeys > 1) return 'duplicate'
+  const kinds = new Set<CredentialKind>()
+  if (bearerToken(req) !== undefined) kinds.add('bearer')
+  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && trimSpacesAndTabs(req.headers[h] as string) !== '')) kinds.add('apiKey')
+  if (WORKER_V1.some((h) => req.headers[h] !== undefined)) kinds.add('worker-v1')
+  if (req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined) kinds.add('signature')
+  return kinds
+}
+
+/** The route's groups whose credential kinds are exactly these. */
+function groupsFor(auth: readonly Authenticator[], kinds: ReadonlySet<CredentialKind>): Authenticator[] {
+  return auth.filter((a) => a.members !== undefined && sameKinds(groupKinds(a.members), kinds))
+}
+
+function sameKinds(a: ReadonlySet<CredentialKind>, b: ReadonlySet<CredentialKind>): boolean {
+  return a.size === b.size && [...a].every((k) => b.has(k))
 }
 
 function isLoopbackAddress(a: string): boolean {
@@ -49,8 +59,13 @@ export async function authenticate(
   req: IncomingMessage,
   o: { path: string; query: string; tls: boolean; now: number; clientIp: string; readBody: () => Promise<Buffer> },
 ): Promise<AuthResult> {
-  if (isAmbiguous(gw, req)) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
-  const candidates = route.auth.filter((a) => a.present(req))
+  // Ambiguous (DESIGN §3 step 3, §4.9): two Authorization or API-key headers, or two kinds of credential
+  // unless they are exactly the kinds of one all-of group the route accepts — and then only such a group
+  // may answer, never one method for half of them. A client certificate is never counted.
+  const kinds = presentKinds(gw, req)
+  if (kinds === 'duplicate') return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
+  const candidates = kinds.size > 1 ? groupsFor(route.auth, kinds) : route.auth.filter((a) => a.present(req))
+  if (kinds.size > 1 && candidates.length === 0) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
   if (candidates.length === 0) {
     if (route.loopbackAllow && isLoopback(req, o.clientIp)) return { kind: 'identity', identity: { name: 'localhost', roles: [], method: 'loopback', fp: '' } }
     return { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }

@@ -1,15 +1,17 @@
 // DESIGN §4.6: `type: jwt` schemes — short-lived tokens in `Authorization: Bearer`, HS256 with a
 // secret or EdDSA / ES256 with a JWKS of public keys. Keys and allowed algorithms are fixed at load;
 // `none` and algorithm confusion are impossible by construction. Never logs or returns a token.
-import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject, type X509Certificate } from 'node:crypto'
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
 import { durationMs } from '../config/types.js'
 import type { JwtSchemeFile } from '../config/schema.js'
 import { bearerToken } from './bearer.js'
-import { tokenFingerprint } from './credential.js'
+import { jwksVerificationKeys, type JwtVerificationKey } from './jwks.js'
+import { isRemoteJwks, jwksUrlProblem, sharedRemoteKeySet, type KeySource } from './jwks-remote.js'
+import { sha256, tokenFingerprint } from './credential.js'
+import { handshakePeer } from './tls-peer.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './types.js'
-import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator, type SchemeFactory } from './types.js'
 
 /** Seconds of clock difference tolerated on exp, nbf and iat (DESIGN §4.6). */
 export const CLOCK_TOLERANCE_S = 30
@@ -19,28 +21,31 @@ export const JWT_SUBJECT = /^[\x21-\x7e](?:[\x20-\x7e]{0,254}[\x21-\x7e])?$/
 export const JWT_ROLE = /^[\x21-\x2b\x2d-\x7e]{1,128}$/
 
 /** One verification key of a scheme and the JWS algorithms it may verify. */
-export interface JwtVerificationKey {
-  key: KeyObject
-  algorithms: readonly string[]
-  kid?: string
-}
 
 export interface JwtOptions {
   name: string
-  keys: readonly JwtVerificationKey[]
+  /** Fixed keys (a secret, a JWKS file) or a key set fetched from a URL (jwks-remote.ts). */
+  keys: readonly JwtVerificationKey[] | (KeySource & { start(): void; notReady(): string | undefined })
   issuer?: string
   audience?: string
   maxTtlMs: number
   rolesClaim: string
   /** Roles every valid token gets, in addition to its rolesClaim. */
   roles: readonly string[]
+  /** `jti` or `sub` values refused with KEY_REVOKED (DESIGN §4.6). */
+  revoked?: readonly string[]
+  /** RFC 8705 §3: only a token whose cnf.x5t#S256 names the connection's verified client certificate. */
+  bindCertificate?: boolean
 }
 
-type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean }
+type Verdict = { ok: true; payload: JWTPayload } | { ok: false; expired: boolean; unavailable?: true }
 
 export function createJwtAuthenticator(options: JwtOptions): Authenticator {
-  const { name, keys, maxTtlMs, rolesClaim } = options
-  const algorithms = [...new Set(keys.flatMap((k) => k.algorithms))]
+  const { name, maxTtlMs, rolesClaim } = options
+  const revoked = new Set(options.revoked ?? [])
+  const remote = Array.isArray(options.keys) ? undefined : (options.keys as Exclude<JwtOptions['keys'], readonly JwtVerificationKey[]>)
+  // A remote set's algorithms are those of the key types it may hold (jwksVerificationKeys admits no other).
+  const algorithms = remote ? ['EdDSA', 'Ed25519', 'ES256'] : [...new Set((options.keys as readonly JwtVerificationKey[]).flatMap((k) => k.algorithms))]
   const verifyOptions: JWTVerifyOptions = {
     algorithms,
     clockTolerance: CLOCK_TOLERANCE_S,
@@ -49,7 +54,7 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     ...(options.audience !== undefined ? { audience: options.audience } : {}),
   }
   /** Keys that may verify this header: its alg allowed for the key, and its kid when both have one. */
-  const candidates = (header: ProtectedHeaderParameters): JwtVerificationKey[] =>
+  const candidates = (keys: readonly JwtVerificationKey[], header: ProtectedHeaderParameters): JwtVerificationKey[] =>
     keys.filter((k) => typeof header.alg === 'string' && k.algorithms.includes(header.alg) && (header.kid === undefined || k.kid === undefined || header.kid === k.kid))
 
   async function verify(token: string, now: number): Promise<Verdict> {
@@ -60,8 +65,12 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
       return { ok: false, expired: false }
     }
     if (header === null || typeof header !== 'object') return { ok: false, expired: false }
+    let keys = remote ? remote.current(now) : (options.keys as readonly JwtVerificationKey[])
+    if (keys === undefined) return { ok: false, expired: false, unavailable: true }
+    // A kid the remote set lacks: the issuer may have rotated (re-fetched at most once per cool-down).
+    if (remote && typeof header.kid === 'string' && !keys.some((k) => k.kid === header.kid)) keys = (await remote.refreshForUnknownKid(now)) ?? keys
     let expired = false
-    for (const k of candidates(header)) {
+    for (const k of candidates(keys, header)) {
       try {
         const { payload } = await jwtVerify(token, k.key, { ...verifyOptions, currentDate: new Date(now) })
         return { ok: true, payload }
@@ -80,6 +89,7 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     const invalid: AuthOutcome = { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
     if (token.length > 16_384 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return invalid
     const v = await verify(token, req.now)
+    if (!v.ok && v.unavailable) return { kind: 'deny', code: 'STATE_UNAVAILABLE', message: 'Key set unavailable', fp }
     if (!v.ok) return refused(v.expired ? 'TOKEN_EXPIRED' : 'INVALID_CREDENTIALS', token, fp)
     const { payload } = v
     const exp = payload.exp as number
@@ -92,19 +102,44 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
     if (typeof sub !== 'string' || !JWT_SUBJECT.test(sub)) return invalid
     const claimed = payload[rolesClaim]
     if (claimed !== undefined && (!Array.isArray(claimed) || !claimed.every((r) => typeof r === 'string' && JWT_ROLE.test(r)))) return invalid
+    const jti = payload.jti
+    if (revoked.has(sub) || (typeof jti === 'string' && revoked.has(jti))) return { kind: 'deny', code: 'KEY_REVOKED', fp, claimed: sub }
+    if (options.bindCertificate && !boundToPeer(payload, req)) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: NOT_BOUND, fp, claimed: sub }
     const roles = [...new Set([...options.roles, ...((claimed as string[] | undefined) ?? [])])]
-    return { kind: 'identity', identity: { name: schemeIdentity(name, sub), roles, method: name, fp, expiresAt: exp * 1000 } }
+    // Claims = the verified payload (DESIGN §4.9); read by own property only (auth/claims.ts).
+    return { kind: 'identity', identity: { name: schemeIdentity(name, sub), roles, method: name, fp, expiresAt: exp * 1000, claims: payload } }
   }
 
   return {
     name,
     kind: 'bearer',
+    ...(remote ? { start: () => remote.start(), notReady: () => remote.notReady() } : {}),
     credentialHeaders: ['authorization'],
     challenge: 'Bearer realm="portcullis"',
     missingMessage: 'Missing token',
     present: (req) => bearerToken(req) !== undefined,
     authenticate,
   }
+}
+
+export const NOT_BOUND = 'Token not bound to this certificate'
+
+/**
+ * RFC 8705 §3.1: `cnf.x5t#S256` is base64url SHA-256 of the DER of the certificate verified in this
+ * connection's own handshake (tls-peer.ts) — never one a renegotiation presented later.
+ */
+function boundToPeer(payload: JWTPayload, req: AuthRequest): boolean {
+  if (!isTlsSocket(req.raw)) return false
+  const peer = handshakePeer(req.raw.socket)
+  if (!peer || !peer.authorized) return false
+  const cnf = payload.cnf as { 'x5t#S256'?: unknown } | undefined
+  const thumbprint = cnf !== null && typeof cnf === 'object' ? cnf['x5t#S256'] : undefined
+  return typeof thumbprint === 'string' && thumbprint === certificateThumbprint(peer.cert)
+}
+
+/** base64url SHA-256 of a certificate's DER: the `x5t#S256` of RFC 8705 (and `mint --cnf-cert`). */
+export function certificateThumbprint(cert: X509Certificate): string {
+  return sha256(cert.raw).toString('base64url')
 }
 
 /**
@@ -134,57 +169,38 @@ function isTimeFault(err: unknown): boolean {
 }
 
 /** Ed25519 → EdDSA (and jose's `Ed25519` name for it); P-256 → ES256. Anything else is not accepted. */
-function algorithmsFor(jwk: JsonWebKey): string[] | undefined {
-  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return ['EdDSA', 'Ed25519']
-  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return ['ES256']
-  return undefined
-}
-
-/** A JWKS document's keys → verification keys, or a message naming what is wrong (never key material). */
-export function jwksVerificationKeys(text: string): { ok: true; keys: JwtVerificationKey[] } | { ok: false; message: string } {
-  let doc: unknown
-  try {
-    doc = JSON.parse(text)
-  } catch {
-    return { ok: false, message: 'is not valid JSON' }
-  }
-  const list = (doc as { keys?: unknown })?.keys
-  if (!Array.isArray(list) || list.length === 0) return { ok: false, message: 'must be a JWKS: {"keys": [...]} with at least one key' }
-  const keys: JwtVerificationKey[] = []
-  for (const [i, jwk] of (list as JsonWebKey[]).entries()) {
-    if (jwk === null || typeof jwk !== 'object') return { ok: false, message: `keys[${i}] is not a JSON object` }
-    if (jwk.d !== undefined) return { ok: false, message: `keys[${i}] holds a private key; a JWKS for verification holds public keys only` }
-    if (jwk.use !== undefined && jwk.use !== 'sig') continue
-    let algorithms = algorithmsFor(jwk)
-    if (!algorithms) return { ok: false, message: `keys[${i}]: only Ed25519 (EdDSA) and P-256 (ES256) public keys are supported` }
-    if (typeof jwk.alg === 'string') {
-      if (!algorithms.includes(jwk.alg)) return { ok: false, message: `keys[${i}]: alg "${jwk.alg}" does not fit a ${String(jwk.crv)} key` }
-      algorithms = jwk.alg === 'ES256' ? ['ES256'] : ['EdDSA', 'Ed25519']
-    }
-    let key: KeyObject
-    try {
-      key = createPublicKey({ key: jwk, format: 'jwk' })
-    } catch {
-      return { ok: false, message: `keys[${i}] is not a valid public key` }
-    }
-    keys.push({ key, algorithms, ...(typeof jwk.kid === 'string' ? { kid: jwk.kid } : {}) })
-  }
-  if (keys.length === 0) return { ok: false, message: 'has no signature key (use: "sig")' }
-  return { ok: true, keys }
-}
-
 /** gateway.yaml `type: jwt` → authenticator; the secret is resolved or the JWKS read and imported here, once. */
 export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, path) => {
   if ((spec.secret === undefined) === (spec.jwks === undefined)) {
     ctx.error(path, 'a jwt scheme needs exactly one of `secret` (HS256) or `jwks` (EdDSA / ES256 public keys)')
     return undefined
   }
-  let keys: JwtVerificationKey[]
+  let keys: JwtOptions['keys']
   if (spec.secret !== undefined) {
     const secret = ctx.secret(path.concat('secret'), spec.secret)
     if (secret === undefined) return undefined
     keys = [{ key: createSecretKey(Buffer.from(secret, 'utf8')), algorithms: ['HS256'] }]
+  } else if (isRemoteJwks(spec.jwks!)) {
+    const problem = jwksUrlProblem(spec.jwks!)
+    if (problem) {
+      ctx.error(path.concat('jwks'), problem)
+      return undefined
+    }
+    let ca: Buffer | undefined
+    if (spec.jwksCa !== undefined) {
+      ca = ctx.readFile(path.concat('jwksCa'), spec.jwksCa)
+      if (ca === undefined) return undefined
+      if (!/-----BEGIN CERTIFICATE-----/.test(ca.toString('latin1'))) {
+        ctx.error(path.concat('jwksCa'), `${spec.jwksCa} is not a PEM certificate`)
+        return undefined
+      }
+    }
+    keys = sharedRemoteKeySet(new URL(spec.jwks!), durationMs(spec.jwksCacheTtl ?? '10m'), ca)
   } else {
+    if (spec.jwksCa !== undefined) {
+      ctx.error(path.concat('jwksCa'), 'applies only when jwks is an https:// URL')
+      return undefined
+    }
     const text = ctx.readFile(path.concat('jwks'), spec.jwks!)
     if (text === undefined) return undefined
     const parsed = jwksVerificationKeys(text.toString('utf8'))
@@ -202,5 +218,7 @@ export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, p
     maxTtlMs: durationMs(spec.maxTtl ?? '15m'),
     rolesClaim: spec.rolesClaim ?? 'roles',
     roles: spec.roles ?? [],
+    revoked: spec.revoked ?? [],
+    bindCertificate: spec.bindCertificate === true,
   })
 }

@@ -2,6 +2,7 @@
 // the identity whose `mtls.subject` or `mtls.san` names it. Only `socket.authorized` certificates
 // count; the TLS layer requests but never requires one, so public routes work without. Never logs.
 import type { X509Certificate } from 'node:crypto'
+import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { IdentityFile } from '../config/schema.js'
 import type { ConfigPath } from '../config/types.js'
@@ -13,6 +14,7 @@ import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } f
 interface Owner {
   name: string
   roles: readonly string[]
+  claims?: Readonly<Record<string, unknown>>
 }
 
 /** How a configured identity is found: the full DN, the CN alone, or one SAN entry. */
@@ -88,9 +90,38 @@ export function certificateSans(cert: X509Certificate): string[] {
         continue
       }
     }
-    out.push(`${m[1] === 'IP Address' ? 'IP' : m[1]}:${value}`)
+    const key = sanKey(m[1] === 'IP Address' ? 'IP' : (m[1] as SanType), value)
+    if (key !== undefined) out.push(key)
   }
   return out
+}
+
+type SanType = (typeof SAN_TYPES)[number]
+
+/**
+ * One spelling per SAN, so a configured entry and the certificate's meet in one Map lookup: DNS names
+ * lower-cased without a trailing dot; IP addresses in their shortest form (Node prints IPv6 in full,
+ * upper-case: `IP Address:2001:DB8:0:0:0:0:0:1`); an email's domain lower-cased; a URI (a SPIFFE ID) exact.
+ * undefined when the value is not of its type (an `IP:` that is no address).
+ */
+export function sanKey(type: SanType, value: string): string | undefined {
+  if (value === '') return undefined
+  switch (type) {
+    case 'DNS':
+      return 'DNS:' + value.toLowerCase().replace(/\.$/, '')
+    case 'IP': {
+      const kind = isIP(value)
+      if (kind === 0) return undefined
+      // The WHATWG URL parser serializes an address canonically (RFC 5952 for IPv6).
+      return 'IP:' + new URL(kind === 6 ? `http://[${value}]/` : `http://${value}/`).hostname.replace(/^\[|\]$/g, '')
+    }
+    case 'email': {
+      const at = value.lastIndexOf('@')
+      return at < 1 ? undefined : 'email:' + value.slice(0, at) + '@' + value.slice(at + 1).toLowerCase()
+    }
+    case 'URI':
+      return 'URI:' + value
+  }
 }
 
 const SAN_TYPES = ['DNS', 'URI', 'IP', 'email'] as const
@@ -132,19 +163,21 @@ export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
       if (!peer.authorized) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
       const owner = findOwner(table, peer.cert)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid client certificate', fp }
-      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp } }
+      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'mtls', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },
   }
 }
 
-/** `DNS:x` / `URI:x` / `IP:x` / `email:x` as written, or a bare value matching a DNS, URI or IP entry. */
+/** `DNS:x` / `URI:x` / `IP:x` / `email:x` as written, or a bare value matching a DNS, URI or IP entry; [] if invalid. */
 function sanKeys(san: string): string[] {
   const m = /^(DNS|URI|IP|email):(.+)$/i.exec(san)
   if (m) {
     const type = SAN_TYPES.find((t) => t.toLowerCase() === m[1]!.toLowerCase())!
-    return [`${type}:${m[2]}`]
+    if (type === 'URI' && !URL.canParse(m[2]!)) return []
+    const key = sanKey(type, m[2]!)
+    return key === undefined ? [] : [key]
   }
-  return ['DNS', 'URI', 'IP'].map((t) => `${t}:${san}`)
+  return (['DNS', 'URI', 'IP'] as const).map((t) => sanKey(t, san)).filter((k): k is string => k !== undefined)
 }
 
 /** Built from `identities[].mtls`; only when some identity has one. */
@@ -171,7 +204,7 @@ export const createMtlsMethod: IdentityMethodFactory = (config, ctx) => {
       ctx.error(at, 'mtls needs a subject (e.g. "CN=ci-runner") or a san (e.g. "DNS:ci.example.com")')
       continue
     }
-    const owner: Owner = { name: id.name, roles: id.roles ?? [] }
+    const owner: Owner = { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
     if (subject !== undefined) {
       const dn = normalizeDn(subject)
       if (!/^[A-Z0-9.]+=/.test(dn)) ctx.error([...at, 'subject'], 'must be a DN such as "CN=ci-runner" or "CN=ci-runner,O=Acme"')
@@ -179,7 +212,11 @@ export const createMtlsMethod: IdentityMethodFactory = (config, ctx) => {
       if (rdns.length === 1 && rdns[0]!.startsWith('CN=')) claim(byCn, rdns[0]!.slice(3), owner, [...at, 'subject'], 'subject')
       else claim(byDn, dn, owner, [...at, 'subject'], 'subject')
     }
-    if (san !== undefined) for (const key of sanKeys(san)) claim(bySan, key, owner, [...at, 'san'], 'san')
+    if (san !== undefined) {
+      const keys = sanKeys(san)
+      if (keys.length === 0) ctx.error([...at, 'san'], 'must be DNS:name, IP:address, URI:uri (e.g. a SPIFFE ID) or email:address')
+      for (const key of keys) claim(bySan, key, owner, [...at, 'san'], 'san')
+    }
   }
   return createMtlsAuthenticator({ byDn, byCn, bySan })
 }

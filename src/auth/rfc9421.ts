@@ -19,6 +19,8 @@ export interface Rfc9421Options {
   name: string
   windowMs: number
   roles: readonly string[]
+  /** The scheme's `claims`: every signer's (DESIGN §4.9). */
+  claims?: Readonly<Record<string, unknown>>
   /** keyid → key; a string key is used as its UTF-8 bytes. */
   keys: ReadonlyMap<string, string | Uint8Array>
   /** Master secret for keyids not in `keys` (DESIGN §4.4 `derive`). */
@@ -104,6 +106,7 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
       identity: {
         name: schemeIdentity(name, keyid),
         roles,
+        ...(options.claims ? { claims: options.claims } : {}),
         method: name,
         fp: signing.fp,
         replay: { key: replayKey(keyid, nonce), ttlMs: replayTtlMs },
@@ -167,6 +170,7 @@ export const createRfc9421Scheme: SchemeFactory = (name, spec: Rfc9421SchemeFile
     name,
     windowMs: durationMs(spec.window ?? '60s'),
     roles: spec.roles ?? [],
+    ...(spec.claims ? { claims: spec.claims } : {}),
     keys,
     deriveMaster,
     revoked: spec.revoked ?? [],

@@ -7,6 +7,8 @@ import { isStoredDigest } from '../config/secrets.js'
 export interface CredentialOwner {
   name: string
   roles: readonly string[]
+  /** `identities[].claims` (DESIGN §4.9). */
+  claims?: Readonly<Record<string, unknown>>
 }
 
 export class CredentialTable<O extends CredentialOwner = CredentialOwner> {

@@ -20,11 +20,25 @@ export interface Identity {
   /** The audit line's `fp` and x-auth-fingerprint: `token:abcdef` or `key:abcdef`. */
   fp: string
   /** Signed schemes: accepted once. The pipeline asks the replay store after authorization. */
-  replay?: { key: string; ttlMs: number }
+  replay?: ReplayMark
+  /** A group of methods (DESIGN §4.9): the replay marks of its other members, each accepted once too. */
+  moreReplays?: readonly ReplayMark[]
+  /** Attributes a route's `{role, claims}` entry may require (DESIGN §4.9): JWT payload, identity or scheme claims. */
+  claims?: Readonly<Record<string, unknown>>
   /** Unix ms after which the credential is no longer valid (JWT exp), if it has one. */
   expiresAt?: number
   /** Route-dependent authorization the credential itself carries (a UCAN's command and policies); false → 403. */
   authorize?(route: { command: string | null }): boolean
+}
+
+export interface ReplayMark {
+  key: string
+  ttlMs: number
+}
+
+/** Every replay mark an identity carries: its own and, for a group, each other member's. */
+export function replayMarks(identity: Identity): ReplayMark[] {
+  return [...(identity.replay ? [identity.replay] : []), ...(identity.moreReplays ?? [])]
 }
 
 export type AuthOutcome =
@@ -64,6 +78,12 @@ export interface Authenticator {
   readonly challenge: string
   /** The 401 message when this is the route's only method and no credential is present. */
   readonly missingMessage?: string
+  /** An all-of group (DESIGN §4.9): its members, in the order the route lists them. */
+  readonly members?: readonly Authenticator[]
+  /** Why requests needing this method cannot be served yet (a remote key set never fetched); /readyz reports it. */
+  notReady?(): string | undefined
+  /** Called by `serve` at start and on each reload (never by `check`): the first fetch of a remote key set. */
+  start?(): void
   /** Does this request carry a credential of this method (cheap header check, no crypto)? */
   present(req: IncomingMessage): boolean
   /** Must the body be read (up to bodyLimit) before authenticate()? */

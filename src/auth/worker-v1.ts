@@ -25,6 +25,8 @@ export interface WorkerV1Options {
   secret: string | Uint8Array
   windowMs: number
   roles: readonly string[]
+  /** The scheme's `claims`: every signer's (DESIGN §4.9). */
+  claims?: Readonly<Record<string, unknown>>
 }
 
 /** Unix milliseconds: 1 to 16 ASCII digits and nothing else (no sign, point, hex or space). */
@@ -72,6 +74,7 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
       identity: {
         name: schemeIdentity(name, id),
         roles,
+        ...(options.claims ? { claims: options.claims } : {}),
         method: name,
         fp: who.fp,
         replay: { key: replayKey(id, timestamp, signature), ttlMs: replayTtlMs },
@@ -94,7 +97,7 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
 export const createWorkerV1Scheme: SchemeFactory = (name, spec: WorkerV1SchemeFile, ctx, path) => {
   const secret = ctx.secret(path.concat('secret'), spec.secret)
   if (secret === undefined) return undefined
-  return createWorkerV1Authenticator({ name, secret, windowMs: durationMs(spec.window ?? '5m'), roles: spec.roles ?? [] })
+  return createWorkerV1Authenticator({ name, secret, windowMs: durationMs(spec.window ?? '5m'), roles: spec.roles ?? [], ...(spec.claims ? { claims: spec.claims } : {}) })
 }
 
 /**

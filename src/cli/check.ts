@@ -1,6 +1,7 @@
 // `portcullis check`: validates exactly as serve does (secrets resolved), prints the compiled route
 // table (the join endpoint first when configured) and every finding, or with --json one document.
 // Exit 0 when valid (warnings allowed), 1 on any error. Never prints a secret (findings name fields).
+import { describeRoles } from '../auth/claims.js'
 import { loadConfigFile, formatFinding, type Finding } from '../config/load.js'
 import { lintFindings } from '../config/lint.js'
 import type { Gateway } from '../config/compile.js'
@@ -50,7 +51,7 @@ function rows(gw: Gateway): RouteRow[] {
       auth: r.auth.map((a) => a.name),
       loopback: r.loopbackAllow,
       websocket: r.websocket,
-      roles: r.roles ? [...r.roles] : null,
+      roles: r.roles ? describeRoles(r.roles) : null,
       // `by: identity` on a public route counts per client address: say what it does.
       rateLimit: r.rateLimit ? { max: r.rateLimit.max, windowMs: r.rateLimit.windowMs, by: r.public ? 'ip' : r.rateLimit.by } : null,
       concurrency: r.concurrency ? { max: r.concurrency.max, by: r.public ? 'ip' : r.concurrency.by } : null,

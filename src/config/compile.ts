@@ -12,6 +12,8 @@ import { createBearerAuthenticator, isB64Token } from '../auth/bearer.js'
 import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-key.js'
 import { SCHEME_FACTORIES } from '../auth/registry.js'
 import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
+import { createGroupAuthenticator } from '../auth/groups.js'
+import { compileRoles, type RoleRule } from '../auth/claims.js'
 import { compileJoin, type JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
 import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
@@ -61,7 +63,8 @@ export interface CompiledRoute extends Routable {
   challenge: string
   /** The message of a 401 MISSING_CREDENTIALS on this route. */
   missingMessage: string
-  roles: ReadonlySet<string> | null
+  /** DESIGN §4.9: plain roles and `{role, claims}` entries; null = any identity. */
+  roles: RoleRule | null
   /** DESIGN §4.8: what a UCAN invocation must invoke here; set exactly when the route accepts a ucan scheme. */
   command: string | null
   rateLimit: RateLimitPolicy | null
@@ -281,7 +284,7 @@ export function compileGateway(
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
     if (!id.bearer && !id.apiKey && !id.mtls) ctx.error(at, 'an identity needs bearer, apiKey or mtls')
-    const owner = { name: id.name, roles: id.roles ?? [] }
+    const owner = { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
     const each = (value: string | string[] | undefined, key: 'bearer' | 'apiKey', add: (secret: string, path: ConfigPath) => void) => {
       if (value === undefined) return
       const list = Array.isArray(value) ? value : [value]
@@ -332,6 +335,10 @@ export function compileGateway(
       continue
     }
     const before = ctx.errors()
+    // DESIGN §4.9: a bound token needs a verified client certificate, which needs a client CA.
+    if ((spec as { bindCertificate?: boolean }).bindCertificate === true && !raw.server?.tls?.clientCa) {
+      ctx.error(['schemes', name, 'bindCertificate'], 'bindCertificate needs server.tls.clientCa (tokens are bound to verified client certificates)')
+    }
     let a: Authenticator | undefined
     try {
       a = factory(name, spec, ctx, ['schemes', name])
@@ -375,20 +382,39 @@ export function compileGateway(
     if (!spec.public && !spec.auth) ctx.error(at, 'every route needs public: true or auth: [...]')
     if (spec.public === false && !spec.auth) return
     const auth: Authenticator[] = []
-    ;(spec.auth ?? []).forEach((name, j) => {
+    const lookup = (name: string, path: ConfigPath): Authenticator | undefined => {
       const a = authenticators.get(name)
-      if (!a && broken.has(name)) return
-      if (!a) {
+      if (!a && !broken.has(name)) {
         const hint = name === 'bearer' || name === 'apiKey' || name === 'mtls' ? ` (no identity has ${name === 'mtls' ? 'an mtls subject/san' : `a ${name}`})` : ''
-        ctx.error([...at, 'auth', j], `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
-      } else auth.push(a)
+        ctx.error(path, `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
+      }
+      return a
+    }
+    ;(spec.auth ?? []).forEach((entry, j) => {
+      if (typeof entry === 'string') {
+        const a = lookup(entry, [...at, 'auth', j])
+        if (a) auth.push(a)
+        return
+      }
+      // DESIGN §4.9: an all-of group; each member once.
+      const members = entry.map((name, k) => lookup(name, [...at, 'auth', j, k]))
+      const dup = entry.findIndex((name, k) => entry.indexOf(name) !== k)
+      if (dup !== -1) ctx.error([...at, 'auth', j, dup], `"${entry[dup]}" appears twice in this group`)
+      else if (members.every((a) => a !== undefined)) {
+        // One request carries one credential of each kind (one Authorization header): two members of one
+        // kind could never both be satisfied.
+        const kinds = (members as Authenticator[]).map((a) => a.kind)
+        const clash = kinds.findIndex((k, x) => kinds.indexOf(k) !== x)
+        if (clash !== -1) ctx.error([...at, 'auth', j, clash], `"${entry[clash]}" reads the same credential as "${entry[kinds.indexOf(kinds[clash]!)]}": a group needs members of different kinds`)
+        else auth.push(createGroupAuthenticator(members as Authenticator[]))
+      }
     })
-    const ucan = (spec.auth ?? []).some((name) => raw.schemes?.[name]?.type === 'ucan')
+    const ucan = (spec.auth ?? []).flat().some((name) => raw.schemes?.[name]?.type === 'ucan')
     if (ucan && spec.command === undefined) ctx.error(at, 'a route that accepts a ucan scheme needs `command` (the UCAN command invoked here)')
     if (!ucan && spec.command !== undefined) ctx.error([...at, 'command'], '`command` applies only to a route that accepts a ucan scheme')
     if (spec.command !== undefined && !isCommand(spec.command)) ctx.error([...at, 'command'], 'must be a UCAN command: lowercase, starting with /, no trailing or double /')
     if (!upstream) return
-    const challenge = [...new Set(auth.map((a) => a.challenge))].join(', ')
+    const challenge = [...new Set(auth.flatMap((a) => a.members ?? [a]).map((a) => a.challenge))].join(', ')
     const onlyOne = auth.length === 1 ? auth[0]!.missingMessage : undefined
     routes.push({
       index: i,
@@ -400,7 +426,7 @@ export function compileGateway(
       auth,
       challenge,
       missingMessage: onlyOne ?? 'Missing credentials',
-      roles: spec.roles && spec.roles.length ? new Set(spec.roles) : null,
+      roles: compileRoles(spec.roles),
       command: ucan ? (spec.command ?? null) : null,
       // `rateLimit: false` (null) turns the limit off for this route; only an absent key takes the default.
       rateLimit: spec.rateLimit === undefined ? defaultRateLimit : rateLimitPolicy(spec.rateLimit)!,

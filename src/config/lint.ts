@@ -67,7 +67,7 @@ export function lintGateway(gw: Gateway): Lint[] {
   const out = lintShadowing(gw.routes)
   for (const [name, spec] of Object.entries(gw.raw.schemes ?? {})) {
     if (spec.type === 'worker-v1') {
-      const used = gw.routes.some((r) => r.auth.some((a) => a.name === name))
+      const used = gw.routes.some((r) => r.auth.some((a) => a.name === name || a.members?.some((m) => m.name === name)))
       out.push({
         severity: 'warning',
         path: ['schemes', name, 'type'],

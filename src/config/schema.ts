@@ -20,6 +20,16 @@ export const Size = (def?: string) =>
 /** A secret reference `${env:NAME}` / `${file:/path}`; checked (never printed) by secrets.ts. */
 const Secret = Type.String({ description: 'secret reference ${env:NAME} or ${file:/path}' })
 const Roles = Type.Array(Type.String({ minLength: 1 }))
+/** DESIGN §4.9: attributes of an identity or of every signer of a scheme; a route's `{role, claims}` may require them. */
+const ClaimScalar = Type.Union([Type.String(), Type.Number(), Type.Boolean()])
+const Claims = Type.Record(Type.String({ minLength: 1 }), Type.Union([ClaimScalar, Type.Array(ClaimScalar)]), { description: 'claim name -> value' })
+/** A route's `roles`: a role, or a role with required claims (a list of values = any of them). */
+const RouteRoles = Type.Array(
+  Type.Union([
+    Type.String({ minLength: 1 }),
+    Type.Object({ role: Type.String({ minLength: 1 }), claims: Type.Record(Type.String({ minLength: 1 }), Type.Union([ClaimScalar, Type.Array(ClaimScalar, { minItems: 1 })])) }, Strict),
+  ]),
+)
 const HostPort = (def?: string) => Type.String({ minLength: 3, description: 'host:port', ...(def === undefined ? {} : { default: def }) })
 
 const RateLimit = Type.Object(
@@ -65,6 +75,7 @@ const Identity = Type.Object(
   {
     name: Type.String({ minLength: 1 }),
     roles: Type.Optional(Roles),
+    claims: Type.Optional(Claims),
     bearer: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])),
     apiKey: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])),
     apiKeyHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' })),
@@ -76,7 +87,7 @@ const Identity = Type.Object(
 )
 
 export const WorkerV1Scheme = Type.Object(
-  { type: Type.Literal('worker-v1'), secret: Secret, window: Type.Optional(Duration('5m')), roles: Type.Optional(Roles) },
+  { type: Type.Literal('worker-v1'), secret: Secret, window: Type.Optional(Duration('5m')), roles: Type.Optional(Roles), claims: Type.Optional(Claims) },
   Strict,
 )
 export const Rfc9421Scheme = Type.Object(
@@ -87,6 +98,7 @@ export const Rfc9421Scheme = Type.Object(
     derive: Type.Optional(Secret),
     revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
     roles: Type.Optional(Roles),
+    claims: Type.Optional(Claims),
   },
   Strict,
 )
@@ -96,10 +108,14 @@ export const JwtScheme = Type.Object(
     issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.Optional(Type.String({ minLength: 1 })),
     secret: Type.Optional(Secret),
-    jwks: Type.Optional(Type.String({ minLength: 1 })),
+    jwks: Type.Optional(Type.String({ minLength: 1, description: 'a JWKS file, or an https:// URL (http:// only to a loopback address)' })),
+    jwksCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA that verifies an https:// jwks URL (a private CA)' })),
+    jwksCacheTtl: Type.Optional(Duration('10m')),
     maxTtl: Type.Optional(Duration('15m')),
     rolesClaim: Type.Optional(Type.String({ minLength: 1, default: 'roles' })),
     roles: Type.Optional(Roles),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'jti or sub values refused with KEY_REVOKED' })),
+    bindCertificate: Type.Optional(Type.Boolean({ default: false, description: 'accept only tokens whose cnf.x5t#S256 is the client certificate (RFC 8705)' })),
   },
   Strict,
 )
@@ -145,8 +161,11 @@ const Route = Type.Object(
     methods: Type.Optional(Type.Array(Method, { minItems: 1 })),
     upstream: Type.String({ minLength: 1 }),
     public: Type.Optional(Type.Boolean()),
-    auth: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
-    roles: Type.Optional(Roles),
+    // A list inside the list is an all-of group (DESIGN §4.9): `[bearer, [mtls, jobs]]`.
+    auth: Type.Optional(
+      Type.Array(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 2, description: 'all of these methods' })]), { minItems: 1 }),
+    ),
+    roles: Type.Optional(RouteRoles),
     command: Type.Optional(Type.String({ minLength: 1, description: 'the UCAN command an invocation must invoke on this route (section 4.8)' })),
     rateLimit: Type.Optional(Type.Union([RateLimit, Type.Literal(false)])),
     concurrency: Type.Optional(Concurrency),

@@ -3,6 +3,7 @@
 // client address, and the identity's roles (and a UCAN's command) are checked against the route's.
 import type { IncomingMessage } from 'node:http'
 import { authenticate } from '../auth/authenticate.js'
+import { rolesAllow } from '../auth/claims.js'
 import { ERRORS } from '../errors.js'
 import type { Denial, Exchange, MatchedRoute } from '../exchange.js'
 import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
@@ -53,7 +54,8 @@ export function checkRoles(x: Exchange): Denial | undefined {
   const roles = x.route!.roles
   const identity = x.identity
   if (!identity || identity.method === 'loopback') return undefined
-  if (roles && !identity.roles.some((r) => roles.has(r))) return { code: 'FORBIDDEN' }
+  // A role, or a role with the claims a `{role, claims}` entry requires (DESIGN §4.9).
+  if (roles && !rolesAllow(roles, identity)) return { code: 'FORBIDDEN' }
   // A UCAN invocation's command and its delegations' policies against this route (DESIGN §4.8).
   const route = x.route!
   if (identity.authorize && route.upstream !== null && !identity.authorize(route)) return { code: 'FORBIDDEN' }

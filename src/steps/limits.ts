@@ -2,13 +2,15 @@
 // counts the request (the two store calls are independent, so they go out together), then the route's
 // concurrency takes a slot held until the response or tunnel closes (policy/concurrency.ts).
 import type { Denial, Exchange } from '../exchange.js'
+import { replayMarks } from '../auth/types.js'
 import { countRequest } from '../policy/limits.js'
 import { admitConcurrent, type Lifetime } from '../policy/concurrency.js'
 
 export async function checkReplayAndLimit(x: Exchange): Promise<Denial | undefined> {
   const identity = x.identity
   const [fresh, limit] = await Promise.all([
-    identity?.replay ? x.rt.state.replay.remember(identity.replay.key, identity.replay.ttlMs) : true,
+    // A group carries every member's mark (DESIGN §4.9): each must be fresh.
+    identity ? Promise.all(replayMarks(identity).map((r) => x.rt.state.replay.remember(r.key, r.ttlMs))).then((all) => all.every(Boolean)) : true,
     countRequest(x.rt.state, x.route!, identity, x.ip),
   ])
   if (!fresh) return { code: 'REPLAYED' }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { IncomingMessage } from 'node:http'
 import { SignJWT, type JWTPayload } from 'jose'
-import { createJwtAuthenticator, createJwtScheme, jwksVerificationKeys } from '../../../src/auth/jwt.js'
+import { createJwtAuthenticator, createJwtScheme } from '../../../src/auth/jwt.js'
+import { jwksVerificationKeys } from '../../../src/auth/jwks.js'
 import { tokenFingerprint } from '../../../src/auth/credential.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from '../../../src/auth/types.js'
 import { loadConfigText } from '../../../src/config/load.js'
@@ -71,7 +72,9 @@ t.test('a valid HS256 token: identity = sub, roles from the claim, method = sche
   const o = await outcome(hsAuth, token)
   t.equal(o.kind, 'identity')
   if (o.kind !== 'identity') return
-  t.same(o.identity, { name: 'jobs:worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
+  const { claims: got, ...rest } = o.identity
+  t.same(rest, { name: 'jobs:worker-1', roles: ['worker'], method: 'jobs', fp: tokenFingerprint(token), expiresAt: (NOW_S + 600) * 1000 })
+  t.match(got, { sub: 'worker-1', roles: ['worker'] }, 'claims are the verified payload (DESIGN §4.9)')
 })
 
 t.test('presence, kind and challenge', async (t) => {

@@ -90,7 +90,7 @@ t.test('watchConfig: apply good, refuse bad, skip identical bytes', async (t) =>
   writeFileSync(file, yaml({ roles: 'readers' }))
   t.equal(await reloader.reload('test'), 'ok')
   t.equal(applied.length, 1)
-  t.ok(current.routes[0]!.roles!.has('readers'), 'the new config is in service')
+  t.ok(current.routes[0]!.roles!.plain.has('readers'), 'the new config is in service')
   t.match(lines.at(-1), { level: 'info', msg: 'config.reload', obj: { event: 'config.reload', result: 'ok', trigger: 'test', config: file } })
 
   writeFileSync(file, yaml({ extra: 'unknownKey: 1\n' }))
@@ -125,8 +125,8 @@ t.test('watchConfig: the poll picks up a rewrite without being asked', async (t)
   await new Promise((r) => setTimeout(r, 300))
   writeFileSync(file, yaml({ roles: 'auditors' }))
   const until = Date.now() + 5000
-  while (!current.routes[0]!.roles!.has('auditors') && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
-  t.ok(current.routes[0]!.roles!.has('auditors'), 'the poll saw the change')
+  while (!current.routes[0]!.roles!.plain.has('auditors') && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  t.ok(current.routes[0]!.roles!.plain.has('auditors'), 'the poll saw the change')
 })
 
 t.test('a missing file is an error line, not a crash; listener changes log a warning', async (t) => {
@@ -168,7 +168,7 @@ t.test('half-written config applied: a change in place is read only after the fi
   while (applied.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
   await new Promise((r) => setTimeout(r, 300))
   t.equal(applied.length, 1, 'one config applied')
-  t.ok(applied[0]?.routes[1]?.roles?.has('ops'), 'and it is the complete file')
+  t.ok(applied[0]?.routes[1]?.roles?.plain.has('ops'), 'and it is the complete file')
 })
 
 t.test('server.tls files and ${file:} secrets are re-read on every reload; new TLS contents are applied, not kept', async (t) => {
