@@ -258,6 +258,8 @@ async function main(): Promise<void> {
     scenarios.push(
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
       { name: `${p} bearer`, spec: { url: gw, path: '/bearer', headers: bearer } },
+      // control for 100r×1000i: the same request, but built per request by the load generator as the rotating scenarios are
+      { name: `${p} bearer, per-request build`, spec: { url: gw, path: '/bearer', rotate: { paths: ['/bearer'], headers: [bearer] } } },
       { name: `${p} api-key`, spec: { url: gw, path: '/apikey', headers: { 'x-api-key': secrets.BENCH_KEY } } },
       { name: `${p} worker-v1`, spec: { url: gw, path: '/worker', sign: { kind: 'worker-v1', secret: secrets.BENCH_WORKER_SECRET } } },
       { name: `${p} rfc9421 GET`, spec: { url: gw, path: '/signed', sign } },
@@ -275,7 +277,7 @@ async function main(): Promise<void> {
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
     )
   }
-  const quickSet = /^(backend direct|plain|node http|same handler|portcullis memory (public|bearer|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
+  const quickSet = /^(backend direct|plain|node http|same handler|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
   const chosen = scenarios.filter((s) => (ONLY ? ONLY.test(s.name) || s.name.startsWith('plain') : !QUICK || quickSet.test(s.name)))
   const results: Result[] = []
   for (const s of chosen) {
