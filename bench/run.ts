@@ -277,8 +277,8 @@ async function main(): Promise<void> {
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
     )
   }
-  const quickSet = /^(backend direct|plain|node http|same handler|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
-  const chosen = scenarios.filter((s) => (ONLY ? ONLY.test(s.name) || s.name.startsWith('plain') : !QUICK || quickSet.test(s.name)))
+  const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
+  const chosen = scenarios.filter((s) => s.name.startsWith('plain') || (ONLY ? ONLY.test(s.name) : !QUICK || quickSet.test(s.name)))
   const results: Result[] = []
   for (const s of chosen) {
     results.push(await measure(s))
