@@ -1,28 +1,39 @@
-// `npm run bench` (DESIGN §9): one fixed backend; on loopback, with one load generator (autocannon),
-// the backend directly, a plain @fastify/http-proxy, and portcullis with bearer, api-key, worker-v1
-// and rfc9421 (POST with a body) routes — rate limiting and audit logging on — in memory and redis
-// mode. Prints req/s, p50, p99 and ratios to the plain proxy, and the CPU time the serving process
-// spent per request (on a small machine the load generator, backend and proxy share the cores, so
-// req/s measures all three; CPU per request isolates the proxy); writes bench/results.json.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes, createHmac } from 'node:crypto'
+// `npm run bench` (DESIGN §9): one fixed backend; on loopback, the backend directly, a plain
+// @fastify/http-proxy, a minimal node:http + undici Pool proxy (the Node ceiling) and the same handler
+// behind a Fastify catch-all route (what Fastify costs), then portcullis on a public route and with
+// bearer, api-key, worker-v1, rfc9421 (GET, POST 1 KB) and ucan routes — rate limiting, metrics and the
+// audit log on — in memory and redis mode, with 1 route × 1 identity per method and with 100 routes ×
+// 1000 identities. The load generator is autocannon in a child process of its own (bench/load.ts), so it
+// never shares an event loop with what is measured. Per scenario: req/s, p50/p99 µs, the serving process's
+// CPU µs per request and peak RSS, each as a ratio to the plain proxy; bench/results.json; and the memory
+// held by 1 M replay-cache entries. `--quick`: a short subset. `BENCH_CPU_PROF=DIR`: gateways run with
+// --cpu-prof into DIR. `--only REGEX`: only matching scenarios (plus the plain proxy the ratios need).
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { randomBytes, generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
-import { signRfc9421 } from '../src/client/index.js'
+import { promisify } from 'node:util'
+import { ucanDelegate, ucanDid, ucanInvocation } from '../src/client/ucan.js'
+import type { LoadSpec } from './load.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const QUICK = process.argv.includes('--quick')
+const onlyAt = process.argv.indexOf('--only')
+const ONLY = onlyAt > 0 ? new RegExp(process.argv[onlyAt + 1]!) : undefined
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 2 : 5))
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? (QUICK ? 1 : 2))
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const CPU_PROF = process.env.BENCH_CPU_PROF
+const execFileP = promisify(execFile)
 
 const children: ChildProcess[] = []
-/** url → the process serving it, so each scenario can report that process's CPU time per request. */
+/** url → the process serving it, so each scenario can report that process's CPU time and peak RSS. */
 const serving = new Map<string, number>()
+const logDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'))
 
 /** User + system CPU time of a process in milliseconds (Linux /proc; undefined elsewhere). */
 function cpuMs(pid: number | undefined): number | undefined {
@@ -30,6 +41,26 @@ function cpuMs(pid: number | undefined): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
     return (Number(fields[11]) + Number(fields[12])) * (1000 / 100)
+  } catch {
+    return undefined
+  }
+}
+
+/** Reset the peak RSS of a process (Linux: writing 5 to clear_refs), so each scenario reports its own. */
+function resetPeakRss(pid: number | undefined): void {
+  if (pid === undefined) return
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+  } catch {
+    // not Linux or not permitted: the peak then covers the process's life so far
+  }
+}
+
+function peakRssKb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : undefined
   } catch {
     return undefined
   }
@@ -47,7 +78,7 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}, logTo?: string): Pro
       const line = buf.split('\n').find((l) => l.includes('"listening"'))
       if (line) {
         clearTimeout(timer)
-        // From here on the audit lines are written and discarded: the load generator must not parse them.
+        // From here on the audit lines are written and discarded.
         child.stdout!.off('data', onData)
         child.stdout!.resume()
         const url = String(JSON.parse(line).url)
@@ -65,10 +96,28 @@ const secrets = {
   BENCH_WORKER_SECRET: randomBytes(32).toString('hex'),
   BENCH_SIGN_KEY: randomBytes(32).toString('hex'),
 }
+const pem = (k: ReturnType<typeof generateKeyPairSync>['privateKey']) => k.export({ format: 'pem', type: 'pkcs8' }) as string
+const ucanRoot = pem(generateKeyPairSync('ed25519').privateKey)
+const ucanWorker = pem(generateKeyPairSync('ed25519').privateKey)
+const UCAN_ROOT = ucanDid(ucanRoot)
+const ucanProof = ucanDelegate({ key: ucanRoot, aud: ucanDid(ucanWorker), sub: UCAN_ROOT, cmd: '/bench', ttlS: 3600 })
 
-function config(upstream: string, store: 'memory' | 'redis'): string {
+const IDENTITIES = 1000
+const ROUTES = 100
+const many = Array.from({ length: IDENTITIES }, (_, i) => ({ token: `t${i}-${randomBytes(24).toString('hex')}`, key: `k${i}-${randomBytes(24).toString('hex')}` }))
+/** Secrets come from the environment, as the config requires. */
+const manyEnv = Object.fromEntries(many.flatMap((m, i) => [[`BENCH_T${i}`, m.token], [`BENCH_K${i}`, m.key]]))
+
+function config(upstream: string, store: 'memory' | 'redis', large: boolean): string {
+  const routes = large
+    ? // 100 routes, half static and half with a parameter, then the scenario routes last (the worst
+      // place for a linear scan); the load rotates over the 100 and over all 1000 identities.
+      Array.from({ length: ROUTES }, (_, i) => (i % 2 ? `  - { path: /svc${i}, upstream: backend, auth: [bearer, apiKey], roles: [ops] }` : `  - { path: /svc${i}/items/:id, upstream: backend, auth: [bearer, apiKey], roles: [ops] }`)).join('\n') + '\n'
+    : ''
+  const identities = large ? many.map((m, i) => `  - { name: id${i}, roles: [ops], bearer: "\${env:BENCH_T${i}}", apiKey: "\${env:BENCH_K${i}}" }`).join('\n') + '\n' : ''
   return `version: 1
 server: { listen: 127.0.0.1:0, bodyLimit: 1mb }
+admin: { listen: 127.0.0.1:0 }
 state:
   store: ${store}
   redis: { url: "${REDIS_URL}", prefix: "portcullis-bench:${randomBytes(4).toString('hex')}:" }
@@ -78,132 +127,210 @@ upstreams:
 identities:
   - { name: operator, roles: [ops], bearer: "\${env:BENCH_TOKEN}" }
   - { name: dashboard, roles: [ops], apiKey: "\${env:BENCH_KEY}" }
-schemes:
+${identities}schemes:
   workers: { type: worker-v1, secret: "\${env:BENCH_WORKER_SECRET}", window: 5m, roles: [ops] }
   signed: { type: rfc9421, window: 60s, keys: { bench-1: "\${env:BENCH_SIGN_KEY}" }, roles: [ops] }
+  cluster: { type: ucan, subjects: ["${UCAN_ROOT}"], window: 5m, roles: [ops] }
 routes:
+${routes}  - { path: /public, upstream: backend, public: true }
   - { path: /bearer, upstream: backend, auth: [bearer], roles: [ops] }
   - { path: /apikey, upstream: backend, auth: [apiKey], roles: [ops] }
   - { path: /worker, upstream: backend, auth: [workers], roles: [ops] }
-  - { path: /signed, methods: [POST], upstream: backend, auth: [signed], roles: [ops] }
+  - { path: /signed, upstream: backend, auth: [signed], roles: [ops] }
+  - { path: /ucan, methods: [GET], upstream: backend, auth: [cluster], command: /bench, roles: [ops] }
 defaults:
   rateLimit: { max: 100000000, window: 1m, by: identity }
   authFailures: { max: 20, window: 1m }
 `
 }
 
+type Spec = Omit<LoadSpec, 'connections' | 'seconds' | 'pool'>
 interface Scenario {
   name: string
-  url: string
-  path: string
-  method?: 'GET' | 'POST'
-  headers?: Record<string, string>
-  body?: string
-  /** Re-sign every request (signed schemes refuse replays). */
-  sign?: () => Record<string, string>
+  spec: Spec
+  /** Pre-mint this many header sets per second of load (ucan: each invocation is accepted once). */
+  mint?: () => Record<string, string>
 }
 
 interface Result {
   name: string
   rps: number
-  p50: number
-  p99: number
+  p50Us: number
+  p99Us: number
   non2xx: number
   errors: number
   /** CPU time the serving process spent per request, in microseconds. */
   cpuUsPerReq?: number
+  peakRssMb?: number
   rpsRatio?: number
   p50Ratio?: number
   p99Ratio?: number
+  cpuRatio?: number
+  rssRatio?: number
 }
+
+interface LoadOut { total: number; rps: number; p50Us: number; p99Us: number; non2xx: number; errors: number }
+
+async function load(spec: LoadSpec): Promise<LoadOut> {
+  const file = join(logDir, `spec-${randomBytes(4).toString('hex')}.json`)
+  writeFileSync(file, JSON.stringify(spec))
+  const { stdout } = await execFileP(process.execPath, [join(HERE, 'load.js'), file], { maxBuffer: 1 << 24, timeout: (spec.seconds + 60) * 1000 })
+  return JSON.parse(stdout.trim().split('\n').pop()!) as LoadOut
+}
+
+/** Invocations for one phase, minted before it starts (in this process, not in the measured one). */
+function mintPool(s: Scenario, seconds: number): string | undefined {
+  if (!s.mint) return undefined
+  const count = Math.ceil(seconds * Number(process.env.BENCH_UCAN_RATE ?? 2500))
+  const file = join(logDir, `pool-${randomBytes(4).toString('hex')}.jsonl`)
+  const lines: string[] = []
+  for (let i = 0; i < count; i++) lines.push(JSON.stringify(s.mint()))
+  writeFileSync(file, lines.join('\n') + '\n')
+  return file
+}
+
+/** Processes already warmed: a fresh one (JIT, heap growth, pools) measured ~2x its warm CPU per request. */
+const warmed = new Set<string>()
+const FIRST_WARMUP_SECONDS = Number(process.env.BENCH_FIRST_WARMUP_SECONDS ?? (QUICK ? 2 : 4))
 
 async function measure(s: Scenario): Promise<Result> {
-  await load(s, WARMUP_SECONDS) // untimed: JIT and connection pools warm before the figures are taken
-  const pid = serving.get(s.url)
+  const common = { connections: CONNECTIONS }
+  const warmSeconds = WARMUP_SECONDS + (warmed.has(s.spec.url) ? 0 : FIRST_WARMUP_SECONDS)
+  warmed.add(s.spec.url)
+  const warmPool = mintPool(s, warmSeconds)
+  // untimed: JIT and connection pools warm before the figures are taken
+  await load({ ...s.spec, ...common, seconds: warmSeconds, ...(warmPool ? { pool: warmPool } : {}) })
+  const pool = mintPool(s, SECONDS)
+  const pid = serving.get(s.spec.url)
+  resetPeakRss(pid)
   const cpuBefore = cpuMs(pid)
-  const r = await load(s, SECONDS)
+  const r = await load({ ...s.spec, ...common, seconds: SECONDS, ...(pool ? { pool } : {}) })
   const cpuAfter = cpuMs(pid)
-  const total = r.requests.total as number
-  const cpu = cpuBefore !== undefined && cpuAfter !== undefined && total > 0 ? Math.round(((cpuAfter - cpuBefore) * 1000) / total) : undefined
-  return { name: s.name, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts, ...(cpu !== undefined ? { cpuUsPerReq: cpu } : {}) }
+  const rss = peakRssKb(pid)
+  const cpu = cpuBefore !== undefined && cpuAfter !== undefined && r.total > 0 ? Math.round(((cpuAfter - cpuBefore) * 1000) / r.total) : undefined
+  return {
+    name: s.name,
+    rps: Math.round(r.rps),
+    p50Us: r.p50Us,
+    p99Us: r.p99Us,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    ...(cpu !== undefined ? { cpuUsPerReq: cpu } : {}),
+    ...(rss !== undefined ? { peakRssMb: Math.round(rss / 102.4) / 10 } : {}),
+  }
 }
 
-function load(s: Scenario, seconds: number): Promise<autocannon.Result> {
-  return autocannon({
-    url: s.url + s.path,
-    connections: CONNECTIONS,
-    duration: seconds,
-    method: s.method ?? 'GET',
-    headers: s.headers ?? {},
-    ...(s.body !== undefined ? { body: s.body } : {}),
-    ...(s.sign
-      ? {
-          requests: [
-            {
-              method: s.method ?? 'GET',
-              path: s.path,
-              ...(s.body !== undefined ? { body: s.body } : {}),
-              setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { ...(s.headers ?? {}), ...s.sign!() } }),
-            },
-          ],
-        }
-      : {}),
-  } as autocannon.Options)
+async function replayMemory(): Promise<Record<string, number> | undefined> {
+  try {
+    const { stdout } = await execFileP(process.execPath, ['--expose-gc', join(HERE, 'replay-memory.js'), '1000000'], { timeout: 180_000 })
+    return JSON.parse(stdout.trim()) as Record<string, number>
+  } catch (err) {
+    process.stderr.write(`replay memory: ${(err as Error).message}\n`)
+    return undefined
+  }
 }
 
-let workerCounter = 0
-function workerHeaders(): Record<string, string> {
-  const id = `w${workerCounter++ % 1000}`
-  const ts = String(Date.now())
-  return { 'x-worker-id': id, 'x-worker-timestamp': ts, 'x-worker-signature': createHmac('sha256', secrets.BENCH_WORKER_SECRET).update(`${id}:${ts}`).digest('hex') }
+async function gateway(backend: string, store: 'memory' | 'redis', large: boolean): Promise<string> {
+  const tag = `${store}${large ? '-large' : ''}`
+  const file = join(logDir, `gateway-${tag}.yaml`)
+  writeFileSync(file, config(backend, store, large))
+  const prof = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF, '--cpu-prof-name', `gateway-${tag}.cpuprofile`] : []
+  return start([...prof, join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', '--config', file], { ...secrets, ...(large ? manyEnv : {}) }, join(logDir, `audit-${tag}.log`))
 }
 
 async function main(): Promise<void> {
-  const logDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'))
   const backend = await start([join(HERE, 'backend.js')])
   const plain = await start([join(HERE, 'plain-proxy.js'), backend])
+  const nodeProxy = await start([join(HERE, 'node-proxy.js'), backend])
+  const fastifyProxy = await start([join(HERE, 'node-proxy.js'), backend, '--fastify'])
   const scenarios: Scenario[] = [
-    { name: 'backend direct', url: backend, path: '/bearer' },
-    { name: 'plain @fastify/http-proxy', url: plain, path: '/bearer' },
+    { name: 'backend direct', spec: { url: backend, path: '/bearer' } },
+    { name: 'plain @fastify/http-proxy', spec: { url: plain, path: '/bearer' } },
+    { name: 'node http + undici Pool', spec: { url: nodeProxy, path: '/bearer' } },
+    { name: 'same handler in Fastify (hijack)', spec: { url: fastifyProxy, path: '/bearer' } },
   ]
   const body = JSON.stringify({ model: 'bench', payload: 'x'.repeat(1000) })
+  const sign = { kind: 'rfc9421' as const, keyId: 'bench-1', secret: secrets.BENCH_SIGN_KEY }
+  const bearer = { authorization: `Bearer ${secrets.BENCH_TOKEN}` }
   for (const store of ['memory', 'redis'] as const) {
-    const file = join(logDir, `gateway-${store}.yaml`)
-    writeFileSync(file, config(backend, store))
-    const gw = await start([join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', '--config', file], secrets, join(logDir, `audit-${store}.log`))
+    const gw = await gateway(backend, store, false)
+    const p = `portcullis ${store}`
     scenarios.push(
-      { name: `portcullis ${store} bearer`, url: gw, path: '/bearer', headers: { authorization: `Bearer ${secrets.BENCH_TOKEN}` } },
-      { name: `portcullis ${store} api-key`, url: gw, path: '/apikey', headers: { 'x-api-key': secrets.BENCH_KEY } },
-      { name: `portcullis ${store} worker-v1`, url: gw, path: '/worker', sign: workerHeaders },
-      {
-        name: `portcullis ${store} rfc9421 POST 1KB`,
-        url: gw,
-        path: '/signed',
-        method: 'POST',
-        body,
-        headers: { 'content-type': 'application/json' },
-        sign: () => ({ ...signRfc9421({ keyId: 'bench-1', secret: secrets.BENCH_SIGN_KEY, method: 'POST', url: gw + '/signed', body }) }) as Record<string, string>,
-      },
+      { name: `${p} public`, spec: { url: gw, path: '/public' } },
+      { name: `${p} bearer`, spec: { url: gw, path: '/bearer', headers: bearer } },
+      // control for 100r×1000i: the same request, but built per request by the load generator as the rotating scenarios are
+      { name: `${p} bearer, per-request build`, spec: { url: gw, path: '/bearer', rotate: { paths: ['/bearer'], headers: [bearer] } } },
+      { name: `${p} api-key`, spec: { url: gw, path: '/apikey', headers: { 'x-api-key': secrets.BENCH_KEY } } },
+      { name: `${p} worker-v1`, spec: { url: gw, path: '/worker', sign: { kind: 'worker-v1', secret: secrets.BENCH_WORKER_SECRET } } },
+      { name: `${p} rfc9421 GET`, spec: { url: gw, path: '/signed', sign } },
+      { name: `${p} rfc9421 POST 1KB`, spec: { url: gw, path: '/signed', method: 'POST', body, headers: { 'content-type': 'application/json' }, sign } },
+      { name: `${p} ucan`, spec: { url: gw, path: '/ucan' }, mint: () => ucanInvocation({ key: ucanWorker, sub: UCAN_ROOT, cmd: '/bench', proofs: [ucanProof], method: 'GET', target: '/ucan', ttlS: 300 }) },
     )
   }
+  const paths = Array.from({ length: ROUTES }, (_, i) => (i % 2 ? `/svc${i}` : `/svc${i}/items/${i}`))
+  for (const store of ['memory', 'redis'] as const) {
+    const gw = await gateway(backend, store, true)
+    const p = `portcullis ${store} 100r×1000i`
+    scenarios.push(
+      { name: `${p} bearer`, spec: { url: gw, path: paths[0]!, rotate: { paths, headers: many.map((m) => ({ authorization: `Bearer ${m.token}` })) } } },
+      { name: `${p} api-key`, spec: { url: gw, path: paths[0]!, rotate: { paths, headers: many.map((m) => ({ 'x-api-key': m.key })) } } },
+      { name: `${p} public`, spec: { url: gw, path: '/public' } },
+    )
+  }
+  const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
+  const chosen = scenarios.filter((s) => s.name.startsWith('plain') || (ONLY ? ONLY.test(s.name) : !QUICK || quickSet.test(s.name)))
   const results: Result[] = []
-  for (const s of scenarios) {
+  for (const s of chosen) {
     results.push(await measure(s))
     process.stderr.write(`measured ${s.name}\n`)
   }
   const base = results.find((r) => r.name.startsWith('plain'))!
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 100) / 100 : undefined)
   for (const r of results) {
-    r.rpsRatio = Math.round((r.rps / base.rps) * 100) / 100
-    r.p50Ratio = base.p50 ? Math.round((r.p50 / base.p50) * 100) / 100 : 0
-    r.p99Ratio = base.p99 ? Math.round((r.p99 / base.p99) * 100) / 100 : 0
+    r.rpsRatio = ratio(r.rps, base.rps)
+    r.p50Ratio = ratio(r.p50Us, base.p50Us)
+    r.p99Ratio = ratio(r.p99Us, base.p99Us)
+    r.cpuRatio = ratio(r.cpuUsPerReq, base.cpuUsPerReq)
+    r.rssRatio = ratio(r.peakRssMb, base.peakRssMb)
   }
-  const rows = [['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'cpu µs/req', 'req/s vs plain', 'p50 vs plain', 'p99 vs plain']]
-  for (const r of results) rows.push([r.name, String(r.rps), String(r.p50), String(r.p99), String(r.non2xx), String(r.errors), String(r.cpuUsPerReq ?? '-'), `${r.rpsRatio}x`, `${r.p50Ratio}x`, `${r.p99Ratio}x`])
+  const rows = [['scenario', 'req/s', 'p50 µs', 'p99 µs', 'CPU µs/req', 'peak RSS MB', 'non-2xx', 'errors', 'req/s ÷ plain', 'p50 ÷', 'p99 ÷', 'CPU ÷', 'RSS ÷']]
+  const x = (v: number | undefined) => (v === undefined ? '-' : `${v}x`)
+  for (const r of results) rows.push([r.name, String(r.rps), String(r.p50Us), String(r.p99Us), String(r.cpuUsPerReq ?? '-'), String(r.peakRssMb ?? '-'), String(r.non2xx), String(r.errors), x(r.rpsRatio), x(r.p50Ratio), x(r.p99Ratio), x(r.cpuRatio), x(r.rssRatio)])
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
   for (const row of rows) process.stdout.write(row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ') + '\n')
+
+  // The issue-12 figures, where this run has both sides.
+  const get = (name: string) => results.find((r) => r.name === name)
+  const goals: Record<string, number | undefined> = {
+    'bearer ÷ plain (req/s)': ratio(get('portcullis memory bearer')?.rps, base.rps),
+    'bearer ÷ node ceiling (req/s)': ratio(get('portcullis memory bearer')?.rps, get('node http + undici Pool')?.rps),
+    'bearer ÷ node ceiling (CPU/req, inverse)': ratio(get('node http + undici Pool')?.cpuUsPerReq, get('portcullis memory bearer')?.cpuUsPerReq),
+    'rfc9421 POST 1KB ÷ bearer (req/s)': ratio(get('portcullis memory rfc9421 POST 1KB')?.rps, get('portcullis memory bearer')?.rps),
+    'redis ÷ memory, bearer (req/s)': ratio(get('portcullis redis bearer')?.rps, get('portcullis memory bearer')?.rps),
+    'CPU/req 100r×1000i ÷ 1r×1i, bearer': ratio(get('portcullis memory 100r×1000i bearer')?.cpuUsPerReq, get('portcullis memory bearer')?.cpuUsPerReq),
+    'bearer p99 ÷ plain p99': ratio(get('portcullis memory bearer')?.p99Us, base.p99Us),
+    'Fastify hijack ÷ node:http (CPU/req)': ratio(get('same handler in Fastify (hijack)')?.cpuUsPerReq, get('node http + undici Pool')?.cpuUsPerReq),
+  }
+  process.stdout.write('\n')
+  for (const [k, v] of Object.entries(goals)) if (v !== undefined) process.stdout.write(`${k}: ${v}\n`)
+  const fastify = get('same handler in Fastify (hijack)')
+  const nodeHttp = get('node http + undici Pool')
+  if (fastify?.cpuUsPerReq !== undefined && nodeHttp?.cpuUsPerReq !== undefined) process.stdout.write(`Fastify's own cost, same handler: ${fastify.cpuUsPerReq - nodeHttp.cpuUsPerReq} CPU µs per request\n`)
+  const replay = await replayMemory()
+  if (replay) process.stdout.write(`memory replay cache, ${replay.entries} entries: ${replay.mb} MB held (${replay.insertNsPerEntry} ns per insert)\n`)
   const outFile = join(ROOT, 'bench', 'results.json')
-  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, seconds: SECONDS, connections: CONNECTIONS, results }, null, 2) + '\n')
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, quick: QUICK, loadGenerator: 'autocannon 9, child process', seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, results, goals, replayCache: replay }, null, 2) + '\n')
   process.stdout.write(`\nwritten ${outFile}; audit logs in ${logDir}\n`)
+}
+
+async function stopAll(): Promise<void> {
+  // SIGTERM lets each gateway drain and exit, which is when --cpu-prof writes its profile
+  await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+    if (c.exitCode !== null) return resolve()
+    const t = setTimeout(() => { c.kill('SIGKILL'); resolve() }, 10_000)
+    c.once('exit', () => { clearTimeout(t); resolve() })
+    c.kill('SIGTERM')
+  })))
 }
 
 main()
@@ -211,6 +338,4 @@ main()
     process.stderr.write(`bench failed: ${(err as Error).message}\n`)
     process.exitCode = 1
   })
-  .finally(() => {
-    for (const c of children) c.kill('SIGTERM')
-  })
+  .finally(() => stopAll())
