@@ -23,6 +23,8 @@ function refuse(message: string): Denial {
 
 export function checkFraming(req: IncomingMessage, upgrade: boolean): Denial | undefined {
   if (req.method === 'CONNECT') return refuse('CONNECT is not supported')
+  // A request line without a version (HTTP/0.9 to the parser) or any version but 1.x: not HTTP/1 framing.
+  if (req.httpVersion !== '1.1' && req.httpVersion !== '1.0') return refuse('Only HTTP/1.0 and HTTP/1.1 are supported')
   if (!hasValidHost(req)) return refuse('Exactly one Host header is required')
   const expect = req.headers.expect
   if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') return refuse('Only Expect: 100-continue is supported')

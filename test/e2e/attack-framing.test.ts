@@ -128,8 +128,8 @@ function cases(): Case[] {
   add({ name: 'two Host headers', expect: 'refuse', bytes: (x) => `GET ${x} HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n` })
   add({ name: 'absolute-form target', expect: 'refuse', code: 'BAD_PATH', bytes: (x) => `GET http://gw.test${x} HTTP/1.1\r\n${H}Connection: close\r\n\r\n` })
   add({ name: 'request line with a bare LF', expect: 'refuse', bytes: (x) => `GET ${x} HTTP/1.1\n${H}Connection: close\r\n\r\n` })
-  // Node reads a request line without a version as HTTP/0.9; forwarding it as one well-framed request is safe.
-  add({ name: 'HTTP/0.9 style request line', expect: 'either', requests: [{ method: 'GET', path: '$' }], bytes: (x) => `GET ${x}\r\n${H}\r\n` })
+  // Node reads a request line without a version as HTTP/0.9: not HTTP/1 framing, refused.
+  add({ name: 'HTTP/0.9 style request line', expect: 'refuse', requests: [{ method: 'GET', path: '$' }], bytes: (x) => `GET ${x}\r\n${H}\r\n` })
 
   // pipelining
   add({

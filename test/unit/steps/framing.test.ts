@@ -34,6 +34,11 @@ t.test('Transfer-Encoding on HTTP/1.0 is refused', async (t) => {
   t.equal(checkFraming(fakeRequest({ method: 'POST', headers: [['transfer-encoding', 'chunked']] }), false), undefined, 'HTTP/1.1 chunked passes')
 })
 
+t.test('a request line without a version (HTTP/0.9 to the parser) is refused', async (t) => {
+  t.match(checkFraming(fakeRequest({ httpVersion: '0.9' }), false), refused(/HTTP\/1/), 'HTTP/0.9')
+  t.equal(checkFraming(fakeRequest({ httpVersion: '1.0' }), false), undefined, 'HTTP/1.0')
+})
+
 t.test('an upgrade that declares a body is refused; Content-Length: 0 passes', async (t) => {
   const up: Array<[string, string]> = [['connection', 'upgrade'], ['upgrade', 'websocket']]
   t.match(checkFraming(fakeRequest({ headers: [...up, ['content-length', '5']] }), true), refused(/upgrade/i), 'CL > 0')
