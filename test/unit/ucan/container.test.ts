@@ -8,7 +8,7 @@ import { decodeToken } from '../../../src/ucan/token.js'
 import { scanCbor } from '../../../src/ucan/cbor.js'
 import { chain } from './helpers.js'
 
-const DIR = new URL('file:///work/shared/reference/ucan/container-testvectors/')
+const DIR = new URL('../../../../test/fixtures/ucan/container-testvectors/', import.meta.url)
 const VECTORS = ['Base64StdPadding', 'Base64StdPaddingGzipped', 'Base64URL', 'Base64URLGzipped', 'Bytes', 'BytesGzipped']
 
 t.test('every container test vector decodes; its tokens are -rc.1 and refused as tokens', async (t) => {
