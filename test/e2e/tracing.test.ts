@@ -158,7 +158,23 @@ t.test('tracing on: span per request, traceparent continued and passed on as the
   const bspan = await waitFor('the new-trace span', () => receiver.spans.find((s) => s.attrs['portcullis.request_id'] === badId))
   t.equal(bspan.traceId, bm?.[1])
   t.equal(bspan.parentSpanId, undefined, 'a root span')
+
+  // The client's sampling decision is honoured: an unsampled trace is passed on unsampled, not exported.
+  const unsampled = await fetch(`${gw.url}/v2/jobs`, { headers: { authorization: `Bearer ${TOKEN}`, traceparent: `00-${TRACE}-${CLIENT_SPAN}-00` } })
+  t.equal(unsampled.status, 200)
+  const unsampledId = unsampled.headers.get('x-request-id')!
+  t.match(String(backend.requests.at(-1)!.headers.traceparent), new RegExp(`^00-${TRACE}-(?!${CLIENT_SPAN})[0-9a-f]{16}-00$`), 'passed on unsampled, under the gateway span id')
+  const after = await fetch(`${gw.url}/v2/jobs`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  const afterId = after.headers.get('x-request-id')!
+  await waitFor('the span of the request after the unsampled one', () => receiver.spans.find((s) => s.attrs['portcullis.request_id'] === afterId))
+  t.notOk(receiver.spans.some((s) => s.attrs['portcullis.request_id'] === unsampledId), 'no span for the unsampled request')
   t.notOk(JSON.stringify(receiver.spans).includes(TOKEN), 'no credential in any span')
+
+  // The provider is built at start: a reload that changes `tracing` says a restart is needed.
+  writeFileSync(gw.configFile, config(backend.url, `tracing: { otlp: "${receiver.url}", serviceName: other }`))
+  gw.child.kill('SIGHUP')
+  const reload = await gw.waitForLog((l) => l.msg === 'config.reload', 10_000)
+  t.match(reload, { result: 'ok', restartRequired: ['tracing'] })
 })
 
 t.test('tracing absent: the SDK is never loaded, nothing is exported, traceparent passes through unchanged', async (t) => {
