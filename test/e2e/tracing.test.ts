@@ -177,6 +177,23 @@ t.test('tracing on: span per request, traceparent continued and passed on as the
   t.match(reload, { result: 'ok', restartRequired: ['tracing'] })
 })
 
+t.test('SIGTERM: the span of the last request is exported before the process exits', async (t) => {
+  const receiver = await startReceiver()
+  const backend = await startBackend()
+  const gw = await startGateway(config(backend.url, `tracing: { otlp: "${receiver.url}" }`), { T_TOKEN: TOKEN })
+  t.teardown(async () => {
+    await gw.stop()
+    await backend.close()
+    receiver.server.close()
+  })
+  const res = await fetch(`${gw.url}/v2/jobs`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  const reqId = res.headers.get('x-request-id')!
+  t.equal(await gw.stop(), 0)
+  const span = receiver.spans.find((s) => s.attrs['portcullis.request_id'] === reqId)
+  t.ok(span, 'exported at shutdown, not lost with the batch')
+  t.equal(span?.resource['service.name'], 'portcullis', 'serviceName defaults to portcullis')
+})
+
 t.test('tracing absent: the SDK is never loaded, nothing is exported, traceparent passes through unchanged', async (t) => {
   const receiver = await startReceiver()
   const backend = await startBackend()
