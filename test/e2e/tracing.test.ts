@@ -194,6 +194,23 @@ t.test('SIGTERM: the span of the last request is exported before the process exi
   t.equal(span?.resource['service.name'], 'portcullis', 'serviceName defaults to portcullis')
 })
 
+t.test('collector down: requests are answered as usual and SIGTERM still exits 0', async (t) => {
+  const gone = createServer()
+  await new Promise<void>((ok) => gone.listen(0, '127.0.0.1', ok))
+  const port = (gone.address() as AddressInfo).port
+  await new Promise<void>((ok) => gone.close(() => ok()))
+  const backend = await startBackend()
+  const gw = await startGateway(config(backend.url, `tracing: { otlp: "http://127.0.0.1:${port}" }`), { T_TOKEN: TOKEN })
+  t.teardown(async () => {
+    await gw.stop()
+    await backend.close()
+  })
+  for (let i = 0; i < 5; i++) t.equal((await fetch(`${gw.url}/v2/jobs`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200)
+  t.equal((await fetch(`${gw.url}/v2/jobs`)).status, 401)
+  t.equal(await gw.stop(), 0, 'exits 0 (the last export is bounded, not retried forever)')
+  t.notMatch(gw.output(), /"level":(50|60)/, 'no error-level line for an unreachable collector')
+})
+
 t.test('tracing absent: the SDK is never loaded, nothing is exported, traceparent passes through unchanged', async (t) => {
   const receiver = await startReceiver()
   const backend = await startBackend()
