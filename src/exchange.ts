@@ -12,6 +12,7 @@ import type { Reply } from './reply.js'
 import type { Runtime } from './runtime.js'
 import type { JoinEndpoint } from './auth/join.js'
 import type { Authenticator } from './auth/types.js'
+import type { RequestSpan } from './observe/tracing.js'
 
 /** DESIGN §4.7: the join endpoint as a route (steps/join.ts builds it): it answers itself, never forwards. */
 export interface JoinRoute {
@@ -68,6 +69,8 @@ export class Exchange {
   limitHeaders?: LimitHeaders
   /** On an `enforce: report` route: the refusal steps 3–5 decided, not sent (DESIGN §3.2). */
   wouldRefuse?: Denial
+  /** This request's trace span, when tracing is on: ended with the audit line. */
+  readonly span: RequestSpan | undefined
   private settled = false
 
   constructor(
@@ -79,6 +82,7 @@ export class Exchange {
   ) {
     this.gw = rt.gateway
     this.reqId = rt.newRequestId()
+    this.span = rt.tracer?.start(req?.headers)
     if (requestLine) {
       this.method = requestLine.method
       this.path = requestLine.path
@@ -155,5 +159,6 @@ export class Exchange {
     }
     record.claimed = !id && d?.claimed !== undefined ? d.claimed : null
     for (const l of this.rt.listeners) l.decision(record, detail)
+    this.span?.end(record)
   }
 }

@@ -11,6 +11,7 @@ import { startAdminServer } from './admin/server.js'
 import { watchConfig, type ConfigReloader } from './config/reload.js'
 import { assertionJwks, assertRequest } from './proxy/assertion.js'
 import { keySetsNotReady, startKeySets } from './auth/jwks-remote.js'
+import type { Tracing } from './observe/tracing.js'
 
 export interface RunningGateway {
   url: string
@@ -34,7 +35,20 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
   // Metrics only exist to be scraped from the admin listener; without `admin:` nothing is counted.
   const metrics = o.gateway.admin ? createMetrics({ replay: state.replay, credentials: configuredFingerprints(o.gateway.raw) }) : undefined
   const listeners = [createAuditLog(o.logger), ...(metrics ? [metrics.listener] : [])]
-  const server = await startGatewayServer({ gateway: o.gateway, state, logger: o.logger, listeners, assert: assertRequest, ...(metrics ? { trackResponse: metrics.trackResponse } : {}) })
+  // DESIGN §2: without `tracing` the OpenTelemetry SDK is never imported (free when off).
+  const tracing: Tracing | undefined = o.gateway.tracing ? await (await import('./observe/tracing.js')).startTracing(o.gateway.tracing) : undefined
+  const server = await startGatewayServer({
+    gateway: o.gateway,
+    state,
+    logger: o.logger,
+    listeners,
+    assert: assertRequest,
+    ...(metrics ? { trackResponse: metrics.trackResponse } : {}),
+    ...(tracing ? { tracer: tracing.tracer } : {}),
+  }).catch(async (err: unknown) => {
+    await tracing?.shutdown()
+    throw err
+  })
   // DESIGN §4.6: remote key sets are fetched at start, not on the first request that needs one.
   startKeySets(o.gateway)
   let draining = false
@@ -55,6 +69,8 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
     current: () => server.runtime.gateway,
     apply: (next) => {
       const restart = state.reconfigure(next.state)
+      // The tracer provider is built once, at start.
+      if (JSON.stringify(next.tracing) !== JSON.stringify(o.gateway.tracing)) restart.push('tracing')
       server.reload(next)
       startKeySets(next)
       return restart
@@ -77,6 +93,8 @@ export async function startGateway(o: { file: string; gateway: Gateway; logger: 
       // The grace of the config in service now: a reload may have changed server.shutdownGrace.
       await server.close(server.runtime.gateway.server.shutdownGraceMs)
       await admin?.close()
+      // After the drain: the spans of the last requests are exported before the process stops.
+      await tracing?.shutdown()
       await state.close()
       o.logger.info('stopped')
       await new Promise<void>((r) => o.logger.flush(() => r()))

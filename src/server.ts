@@ -32,6 +32,7 @@ export interface GatewayServerOptions {
   listeners?: DecisionListener[]
   assert?: Runtime['assert']
   trackResponse?: Runtime['trackResponse']
+  tracer?: Runtime['tracer']
 }
 
 function timeouts(gw: Gateway) {
@@ -53,6 +54,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     newRequestId: randomUUID,
     ...(o.assert ? { assert: o.assert } : {}),
     ...(o.trackResponse ? { trackResponse: o.trackResponse } : {}),
+    ...(o.tracer ? { tracer: o.tracer } : {}),
   }
 
   const options: ServerOptions = {

@@ -103,6 +103,8 @@ export interface Gateway {
     authorities?: Authorities
   }
   admin?: { listen: Listen }
+  /** DESIGN §2 `tracing`: spans go to `endpoint` (the OTLP/HTTP traces URL); absent = tracing off. */
+  tracing?: { endpoint: string; serviceName: string }
   state: CompiledState
   upstreams: ReadonlyMap<string, Upstream>
   routes: readonly CompiledRoute[]
@@ -253,6 +255,13 @@ export function compileGateway(
     if (!a) ctx.error(['admin', 'listen'], 'must be host:port, e.g. 127.0.0.1:9901')
     else if (listen && a.port !== 0 && a.port === listen.port) ctx.error(['admin', 'listen'], 'must not be the proxy port (server.listen): the admin endpoints never share it')
     else admin = { listen: a }
+  }
+
+  let tracing: Gateway['tracing']
+  if (raw.tracing) {
+    const endpoint = otlpTracesUrl(raw.tracing.otlp)
+    if (!endpoint) ctx.error(['tracing', 'otlp'], 'must be an http:// or https:// URL, e.g. http://127.0.0.1:4318')
+    else tracing = { endpoint, serviceName: raw.tracing.serviceName ?? 'portcullis' }
   }
 
   const state = compileState(raw.state!, ctx, env)
@@ -459,6 +468,7 @@ export function compileGateway(
       ...(tls ? { tls } : {}),
     },
     ...(admin ? { admin } : {}),
+    ...(tracing ? { tracing } : {}),
     state,
     upstreams,
     routes,
@@ -469,4 +479,21 @@ export function compileGateway(
     forward: { identityHeaders, credentials, ...(assertion ? { assertion } : {}) },
     ...(join ? { join } : {}),
   }
+}
+
+/**
+ * `tracing.otlp` is the collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is: spans go to its
+ * /v1/traces (a URL that already ends in /v1/traces is taken as is). A user:password in it is refused:
+ * a URL is the kind of value that ends up in a log line, and a secret must not.
+ */
+function otlpTracesUrl(s: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(s)
+  } catch {
+    return undefined
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash) return undefined
+  if (!u.pathname.endsWith('/v1/traces')) u.pathname = u.pathname.replace(/\/*$/, '') + '/v1/traces'
+  return u.toString()
 }

@@ -182,6 +182,10 @@ export const GatewayConfigSchema = Type.Object(
     version: Type.Literal(1),
     server: Type.Optional(Type.Object(Server.properties, { ...Strict, default: {} })),
     admin: Type.Optional(Type.Object({ listen: Type.Optional(HostPort()) }, Strict)),
+    // DESIGN §2: OpenTelemetry, off when absent. The URL is checked in compile.ts (FILE:LINE:COL).
+    tracing: Type.Optional(
+      Type.Object({ otlp: Type.String({ minLength: 1 }), serviceName: Type.Optional(Type.String({ minLength: 1, default: 'portcullis' })) }, Strict),
+    ),
     state: Type.Optional(Type.Object(State.properties, { ...Strict, default: {} })),
     upstreams: Type.Record(Type.String({ minLength: 1 }), Upstream),
     identities: Type.Optional(Type.Array(Identity)),

@@ -35,6 +35,12 @@ function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upg
     proto: x.rt.tls ? 'https' : 'http',
     ...(extra ? { extra } : {}),
   })
+  // Tracing on: the upstream's parent is the gateway's span, never the client's traceparent/tracestate as sent.
+  if (x.span) {
+    delete headers['traceparent']
+    delete headers['tracestate']
+    Object.assign(headers, x.span.propagation())
+  }
   if (x.body && !upgrade) {
     headers['content-length'] = String(x.body.length)
     delete headers['transfer-encoding']
