@@ -30,6 +30,11 @@ export interface JoinRoute {
   endpoint: JoinEndpoint
 }
 
+/** DESIGN §3.2: a route whose refusals of steps 3–5 are logged, not sent. The join endpoint always enforces. */
+export function isReportOnly(route: MatchedRoute | undefined): boolean {
+  return route !== undefined && route.upstream !== null && route.enforce === 'report'
+}
+
 /** A matched route: one that forwards to an upstream, or the join endpoint, which answers itself. */
 export type MatchedRoute = CompiledRoute | JoinRoute
 

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { METHODS } from 'node:http'
 import type { Socket } from 'node:net'
-import { Exchange, type Denial } from './exchange.js'
+import { Exchange, isReportOnly, type Denial } from './exchange.js'
 import { clientAddress } from './policy/client-address.js'
 import { BodyTooLargeError, OverloadedError, hasBody, readBody, releaseBody } from './proxy/body.js'
 import type { Lifetime } from './policy/concurrency.js'
@@ -48,7 +48,7 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean, lifet
     if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial) // body size and buffer: always enforced
   }
   if (!denial) return !x.done
-  if (!reportOnly(x)) return refuse(x, denial)
+  if (!isReportOnly(x.route)) return refuse(x, denial)
   x.wouldRefuse = denial
   return !x.done
 }
@@ -56,12 +56,6 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean, lifet
 function refuse(x: Exchange, denial: Denial): false {
   x.refuse(denial)
   return false
-}
-
-/** The join endpoint hands out keys: it always enforces, whatever `defaults.enforce` says. */
-function reportOnly(x: Exchange): boolean {
-  const route = x.route
-  return route !== undefined && route.upstream !== null && route.enforce === 'report'
 }
 
 /** The assertion's `cdg` binds the body: read it (bounded by bodyLimit) whenever one will be signed. */
@@ -78,6 +72,13 @@ function expectedFailure(err: unknown, req: IncomingMessage): Denial | undefined
   // The client went away while its body was being read.
   if (req.destroyed) return { code: 'BAD_REQUEST', message: 'Request body incomplete', close: true }
   return undefined
+}
+
+/** Step 6 for an allowed request: the join endpoint answers itself, every other route forwards. */
+async function answer(x: Exchange, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const route = x.route!
+  if (route.upstream === null) respondJoin(x, route, res)
+  else await forwardRequest(x, req, res, route)
 }
 
 const kExchange = Symbol('portcullis.exchange')
@@ -115,10 +116,7 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
   // Bodies held for this request leave server.bufferLimit's count when its response is over.
   res.once('close', () => releaseBody(req))
   try {
-    if (!(await decide(x, req, false, res))) return
-    const route = x.route!
-    if (route.upstream === null) respondJoin(x, route, res)
-    else await forwardRequest(x, req, res, route)
+    if (await decide(x, req, false, res)) await answer(x, req, res)
   } catch (err) {
     x.internal(err)
   }
@@ -137,9 +135,7 @@ export async function handleSocketRequest(rt: Runtime, req: IncomingMessage, soc
     if (!(await decide(x, req, true, socket))) return
     const route = x.route!
     if (route.upstream !== null && route.websocket) return await tunnel(x, req, socket, head, route)
-    const res = responseOnSocket(req, socket)
-    if (route.upstream === null) respondJoin(x, route, res)
-    else await forwardRequest(x, req, res, route)
+    await answer(x, req, responseOnSocket(req, socket))
   } catch (err) {
     x.internal(err)
   }

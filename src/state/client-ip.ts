@@ -93,18 +93,7 @@ function forwardedAddress(element: string): string | undefined {
  * address stops the walk at the last trusted hop, which is then the answer. '' for a socket already gone.
  */
 export function clientIp(req: IncomingMessage, trusted: TrustedProxies): string {
-  let address = normalizeAddress(req.socket.remoteAddress ?? '')
-  if (!trusted(address)) return address
-  const header = req.headers['x-forwarded-for']
-  if (header === undefined) return address
-  const hops = (Array.isArray(header) ? header.join(',') : header).split(',')
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = forwardedAddress(hops[i] ?? '')
-    if (hop === undefined) return address
-    address = hop
-    if (!trusted(address)) return address
-  }
-  return address
+  return walkForwarded(req, trusted, false)!
 }
 
 /**
@@ -113,15 +102,19 @@ export function clientIp(req: IncomingMessage, trusted: TrustedProxies): string 
  * kind of address (`loopback: allow`), where falling back to the proxy's own address would fail open.
  */
 export function strictClientIp(req: IncomingMessage, trusted: TrustedProxies): string | undefined {
-  const peer = normalizeAddress(req.socket.remoteAddress ?? '')
-  if (!trusted(peer)) return peer
+  return walkForwarded(req, trusted, true)
+}
+
+function walkForwarded(req: IncomingMessage, trusted: TrustedProxies, strict: boolean): string | undefined {
+  let address = normalizeAddress(req.socket.remoteAddress ?? '')
+  if (!trusted(address)) return address
   const header = req.headers['x-forwarded-for']
-  if (header === undefined) return undefined
+  if (header === undefined) return strict ? undefined : address
   const hops = (Array.isArray(header) ? header.join(',') : header).split(',')
-  let address: string | undefined
   for (let i = hops.length - 1; i >= 0; i--) {
-    address = forwardedAddress(hops[i] ?? '')
-    if (address === undefined) return undefined
+    const hop = forwardedAddress(hops[i] ?? '')
+    if (hop === undefined) return strict ? undefined : address
+    address = hop
     if (!trusted(address)) return address
   }
   return address

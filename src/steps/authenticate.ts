@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http'
 import { authenticate } from '../auth/authenticate.js'
 import { rolesAllow } from '../auth/claims.js'
 import { ERRORS } from '../errors.js'
-import type { Denial, Exchange, MatchedRoute } from '../exchange.js'
+import { isReportOnly, type Denial, type Exchange } from '../exchange.js'
 import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
 import { readBody } from '../proxy/body.js'
 import { strictClientIp } from '../state/client-ip.js'
@@ -35,7 +35,7 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
   if (auth.body) x.body = auth.body
   // A report-only route forwards the request anyway: its would-be 401 must not lock the address out of
   // the routes that do enforce (DESIGN §3.2 — report mode changes nothing a client sees).
-  if (ERRORS[auth.code].status === 401 && !reportOnly(route)) await countAuthFailure(x.rt.state, x.gw, x.ip)
+  if (ERRORS[auth.code].status === 401 && !isReportOnly(route)) await countAuthFailure(x.rt.state, x.gw, x.ip)
   return {
     code: auth.code,
     ...(auth.message ? { message: auth.message } : {}),
@@ -44,10 +44,6 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     ...(auth.method ? { authMethod: auth.method } : {}),
     ...(auth.claimed !== undefined ? { claimed: auth.claimed } : {}),
   }
-}
-
-function reportOnly(route: MatchedRoute): boolean {
-  return route.upstream !== null && route.enforce === 'report'
 }
 
 export function checkRoles(x: Exchange): Denial | undefined {

@@ -11,14 +11,12 @@ import { forwardingPeer } from '../policy/client-address.js'
 import { answerJoin } from './join.js'
 
 /** The join endpoint's own answer, never forwarded. */
-export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse | undefined): void {
+export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse): void {
   const answer = answerJoin(x, route)
   if ('code' in answer) return x.refuse(answer)
   const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer.body), 'cache-control': 'no-store', 'x-request-id': x.reqId, ...x.limitHeaders }
-  if (res) {
-    res.writeHead(answer.status, headers)
-    res.end(answer.body)
-  }
+  res.writeHead(answer.status, headers)
+  res.end(answer.body)
   x.allowed(answer.status)
 }
 
