@@ -3,7 +3,8 @@
 // Label values are bounded: the route as written in the config, codes, methods, names and fingerprints —
 // never a request path, a token, a key or a signature.
 import { performance } from 'node:perf_hooks'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { FastCounter, FastGauge, FastHistogram } from './series.js'
 import type { AuditRecord, DecisionDetail, DecisionListener } from './audit.js'
 import type { ReplayStore } from '../state/types.js'
 import { VERSION } from '../version.js'
@@ -58,14 +59,10 @@ export interface MetricsOptions {
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-/** A child per label combination, resolved once: prom-client hashes the label set on every labelled call. */
-function childCache<C>(make: (key: string) => C): (key: string) => C {
-  const children = new Map<string, C>()
-  return (key) => {
-    let c = children.get(key)
-    if (c === undefined) children.set(key, (c = make(key)))
-    return c
-  }
+/** Status codes as label values, made once. */
+const STATUS_LABELS: string[] = []
+function statusLabel(status: number): string {
+  return (STATUS_LABELS[status] ??= String(status))
 }
 
 export function createMetrics(o: MetricsOptions = {}): Metrics {
@@ -73,31 +70,26 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   if (o.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
   const registers = [registry]
 
-  const requests = new Counter({
-    name: 'portcullis_requests_total',
-    help: 'Requests answered, by route (as written in the config), method and status.',
-    labelNames: ['route', 'method', 'status'] as const,
-    registers,
-  })
-  const decisions = new Counter({
-    name: 'portcullis_auth_decisions_total',
-    help: 'Request decisions, by route, auth method, result (allow/deny/report) and reason (the error code; empty for allow).',
-    labelNames: ['route', 'auth_method', 'result', 'reason'] as const,
-    registers,
-  })
-  const rateLimited = new Counter({
-    name: 'portcullis_rate_limited_total',
-    help: 'Requests refused with 429, by route and what was counted (identity, ip, or authFailures for the failed-auth throttle).',
-    labelNames: ['route', 'by'] as const,
-    registers,
-  })
-  const upstreamDuration = new Histogram({
-    name: 'portcullis_upstream_duration_seconds',
-    help: 'Time from sending a request to its upstream until the response headers (or the failure).',
-    labelNames: ['upstream', 'route'] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  })
+  const requests = new FastCounter('portcullis_requests_total', 'Requests answered, by route (as written in the config), method and status.', ['route', 'method', 'status'], registry)
+  const decisions = new FastCounter(
+    'portcullis_auth_decisions_total',
+    'Request decisions, by route, auth method, result (allow/deny/report) and reason (the error code; empty for allow).',
+    ['route', 'auth_method', 'result', 'reason'],
+    registry,
+  )
+  const rateLimited = new FastCounter(
+    'portcullis_rate_limited_total',
+    'Requests refused with 429, by route and what was counted (identity, ip, or authFailures for the failed-auth throttle).',
+    ['route', 'by'],
+    registry,
+  )
+  const upstreamDuration = new FastHistogram(
+    'portcullis_upstream_duration_seconds',
+    'Time from sending a request to its upstream until the response headers (or the failure).',
+    ['upstream', 'route'],
+    DURATION_BUCKETS,
+    registry,
+  )
   const replay = o.replay
   new Gauge({
     name: 'portcullis_replay_cache_entries',
@@ -121,41 +113,48 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   })
   reloads.inc({ result: 'ok' }, 0)
   reloads.inc({ result: 'error' }, 0)
-  const lastUsed = new Gauge({
-    name: 'portcullis_credential_last_used_timestamp_seconds',
-    help: 'Unix time an identity last authenticated with the credential of this fingerprint (watch the old one go quiet when rotating).',
-    labelNames: ['identity', 'fingerprint'] as const,
-    registers,
-  })
+  const lastUsed = new FastGauge(
+    'portcullis_credential_last_used_timestamp_seconds',
+    'Unix time an identity last authenticated with the credential of this fingerprint (watch the old one go quiet when rotating).',
+    ['identity', 'fingerprint'],
+    registry,
+  )
 
   const limit = o.credentialSeriesLimit ?? CREDENTIAL_SERIES_LIMIT
+  interface CredentialSeries {
+    identity: string
+    fingerprint: string
+    series: { value: number }
+  }
   // Insertion order = least recently used first (an entry is re-inserted on every use).
-  const credentialSeries = new Map<string, { identity: string; fingerprint: string }>()
+  const credentialSeries = new Map<string, CredentialSeries>()
   const credentialUsed = (identity: string, fingerprint: string) => {
+    const now = Date.now() / 1000
     const key = identity + '\u0000' + fingerprint
-    if (credentialSeries.has(key)) credentialSeries.delete(key)
-    credentialSeries.set(key, { identity, fingerprint })
-    lastUsed.set({ identity, fingerprint }, Date.now() / 1000)
-    if (credentialSeries.size > limit) {
-      const [oldest, labels] = credentialSeries.entries().next().value!
-      credentialSeries.delete(oldest)
-      lastUsed.remove(labels)
+    let s = credentialSeries.get(key)
+    if (s === undefined) {
+      s = { identity, fingerprint, series: lastUsed.labels(identity, fingerprint) }
+      credentialSeries.set(key, s)
+      if (credentialSeries.size > limit) {
+        const [oldest, evicted] = credentialSeries.entries().next().value!
+        credentialSeries.delete(oldest)
+        lastUsed.remove(evicted.identity, evicted.fingerprint)
+      }
+    } else {
+      credentialSeries.delete(key)
+      credentialSeries.set(key, s)
     }
+    s.series.value = now
   }
 
-  const requestDuration = new Histogram({
-    name: 'portcullis_request_duration_seconds',
-    help: 'Time from a request\'s arrival until its response ended (or the connection closed), by route and method.',
-    labelNames: ['route', 'method'] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  })
-  const inFlight = new Gauge({
-    name: 'portcullis_requests_in_flight',
-    help: 'Requests whose route is known and whose response has not ended yet, by route.',
-    labelNames: ['route'] as const,
-    registers,
-  })
+  const requestDuration = new FastHistogram(
+    'portcullis_request_duration_seconds',
+    'Time from a request\'s arrival until its response ended (or the connection closed), by route and method.',
+    ['route', 'method'],
+    DURATION_BUCKETS,
+    registry,
+  )
+  const inFlight = new FastGauge('portcullis_requests_in_flight', 'Requests whose route is known and whose response has not ended yet, by route.', ['route'], registry)
   new Gauge({
     name: 'portcullis_build_info',
     help: 'Always 1; the labels name the running portcullis version and Node.js version.',
@@ -169,23 +168,15 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   })
   lastReload.set(Date.now() / 1000)
 
-  const SEP = '\u0000'
-  const requestsChild = childCache((k) => requests.labels(...(k.split(SEP) as [string, string, string])))
-  const decisionsChild = childCache((k) => decisions.labels(...(k.split(SEP) as [string, string, string, string])))
-  const rateLimitedChild = childCache((k) => rateLimited.labels(...(k.split(SEP) as [string, string])))
-  const upstreamChild = childCache((k) => upstreamDuration.labels(...(k.split(SEP) as [string, string])))
-  const durationChild = childCache((k) => requestDuration.labels(...(k.split(SEP) as [string, string])))
-  const inFlightChild = childCache((route) => inFlight.labels(route))
-
   const listener: DecisionListener = {
     decision(r: AuditRecord, detail?: DecisionDetail) {
       const route = r.route ?? NO_ROUTE_LABEL
-      requestsChild(route + SEP + (r.method ?? '') + SEP + r.status).inc()
+      requests.labels(route, r.method ?? '', statusLabel(r.status)).value++
       const allowed = r.event === 'allow'
       const result = allowed ? 'allow' : r.event === 'report' ? 'report' : 'deny'
-      decisionsChild(route + SEP + (r.authMethod ?? 'none') + SEP + result + SEP + (allowed ? '' : (r.reason ?? ''))).inc()
-      if (r.event === 'ratelimit') rateLimitedChild(route + SEP + (detail?.limitedBy ?? 'identity')).inc()
-      if (detail?.upstreamMs !== undefined && r.upstream) upstreamChild(r.upstream + SEP + route).observe(detail.upstreamMs / 1000)
+      decisions.labels(route, r.authMethod ?? 'none', result, allowed ? '' : (r.reason ?? '')).value++
+      if (r.event === 'ratelimit') rateLimited.labels(route, detail?.limitedBy ?? 'identity').value++
+      if (detail?.upstreamMs !== undefined && r.upstream) upstreamDuration.labels(r.upstream, route).observe(detail.upstreamMs / 1000)
       if (r.identity && r.fp && (allowed || AUTHENTICATED_DENIALS.has(r.reason ?? ''))) credentialUsed(r.identity, r.fp)
     },
   }
@@ -193,10 +184,10 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   let configured: ReadonlySet<string> = o.credentials ?? new Set()
   /** Drop the series of every credential the previous config named and the new one does not. */
   const retainCredentials = (current: ReadonlySet<string>) => {
-    for (const [key, labels] of credentialSeries) {
-      if (configured.has(labels.fingerprint) && !current.has(labels.fingerprint)) {
+    for (const [key, s] of credentialSeries) {
+      if (configured.has(s.fingerprint) && !current.has(s.fingerprint)) {
         credentialSeries.delete(key)
-        lastUsed.remove(labels)
+        lastUsed.remove(s.identity, s.fingerprint)
       }
     }
     configured = current
@@ -213,14 +204,14 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     },
     trackResponse(res, route, method, startedAt) {
       const label = route ?? NO_ROUTE_LABEL
-      const gauge = inFlightChild(label)
-      const histogram = durationChild(label + SEP + method)
+      const gauge = inFlight.labels(label)
+      const histogram = requestDuration.labels(label, method)
       // Already over (the client went away while its credential was checked): no 'close' is coming.
       const done = res as { destroyed?: boolean; closed?: boolean }
       if (done.destroyed === true || done.closed === true) return histogram.observe((performance.now() - startedAt) / 1000)
-      gauge.inc()
+      gauge.value++
       res.once('close', () => {
-        gauge.dec()
+        gauge.value--
         histogram.observe((performance.now() - startedAt) / 1000)
       })
     },
