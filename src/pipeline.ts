@@ -82,29 +82,30 @@ async function answer(x: Exchange, req: IncomingMessage, res: ServerResponse): P
 }
 
 const kExchange = Symbol('portcullis.exchange')
-const kTurn = Symbol('portcullis.turn')
+const kLatest = Symbol('portcullis.latest')
 type Tracked = IncomingMessage & { [kExchange]?: Exchange }
-type Connection = Socket & { [kTurn]?: Promise<void> }
+type Connection = Socket & { [kLatest]?: ServerResponse }
 
 /**
  * Pipelined requests are decided one at a time, each after the previous response ended: a request queued
  * behind a response sent with `Connection: close` is never authorized or forwarded (DESIGN §3 step 0).
+ * The connection remembers its latest response; a request waits only when that one has not ended yet.
  */
 function connectionTurn(req: IncomingMessage, res: ServerResponse): Promise<boolean> | boolean {
   const socket = req.socket as Connection
   if (isClosing(socket)) return false
-  const previous = socket[kTurn]
-  const finished = new Promise<void>((resolve) => {
-    const done = () => {
-      if (socket[kTurn] === finished) delete socket[kTurn]
-      resolve()
+  const previous = socket[kLatest]
+  socket[kLatest] = res
+  if (previous === undefined || previous.writableFinished || previous.destroyed) return true
+  return new Promise<boolean>((resolve) => {
+    const go = () => {
+      previous.off('finish', go)
+      previous.off('close', go)
+      resolve(!isClosing(socket) && !socket.destroyed)
     }
-    res.once('finish', done)
-    res.once('close', done)
+    previous.once('finish', go)
+    previous.once('close', go)
   })
-  socket[kTurn] = finished
-  if (!previous) return true
-  return previous.then(() => !isClosing(socket) && !socket.destroyed)
 }
 
 /** An ordinary request: `request` (and `checkExpectation`) of the HTTP server. */

@@ -84,8 +84,12 @@ interface UpstreamEntry {
 /** Keep-alive pools, one per upstream; kept across reloads while its origin and `connections` stay. */
 export class UpstreamPools {
   private readonly entries = new Map<string, UpstreamEntry>()
+  /** The entry of each compiled upstream, so a request does not rebuild the key. */
+  private byUpstream = new WeakMap<Upstream, UpstreamEntry>()
 
   private entry(u: Upstream): UpstreamEntry {
+    const known = this.byUpstream.get(u)
+    if (known !== undefined) return known
     const key = `${u.name} ${u.origin} ${u.connections}`
     let e = this.entries.get(key)
     if (!e) {
@@ -93,6 +97,7 @@ export class UpstreamPools {
       e = { pool, slots: new ConnectionSlots(u.connections) }
       this.entries.set(key, e)
     }
+    this.byUpstream.set(u, e)
     return e
   }
 
@@ -104,12 +109,14 @@ export class UpstreamPools {
   async close(): Promise<void> {
     await Promise.allSettled([...this.entries.values()].map((e) => e.pool.close()))
     this.entries.clear()
+    this.byUpstream = new WeakMap()
   }
 
   /** Abort whatever is still in flight (shutdown after the grace). */
   async destroy(): Promise<void> {
     const entries = [...this.entries.values()]
     this.entries.clear()
+    this.byUpstream = new WeakMap()
     await Promise.allSettled(entries.map((e) => e.pool.destroy()))
   }
 
@@ -117,7 +124,14 @@ export class UpstreamPools {
    * Wait for a connection slot of `u`, at most until `deadline` (ms since the epoch), while `lifetime`
    * (the client's response or socket) is open. Resolves to the release, or the error code that ended the wait.
    */
-  private wait(u: Upstream, deadline: number, lifetime: EventEmitter): Promise<{ release: () => void } | { error: ErrorCode }> {
+  private wait(u: Upstream, deadline: number, lifetime: EventEmitter): { release: () => void } | Promise<{ release: () => void } | { error: ErrorCode }> {
+    // A free slot with nobody waiting: taken at once, without a timer or a listener.
+    const slots = this.entry(u).slots
+    if (slots.inUse < slots.max && slots.queued === 0) {
+      let release!: () => void
+      slots.take((r) => (release = r))
+      return { release }
+    }
     return new Promise((resolve) => {
       let waiting = true
       let timer: NodeJS.Timeout | undefined
@@ -160,7 +174,8 @@ export class UpstreamPools {
   async forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
     // The upstream's `timeout` runs from here — waiting for a connection included — until its response headers.
     const deadline = Date.now() + f.upstream.timeoutMs
-    const slot = await this.wait(f.upstream, deadline, res)
+    const waited = this.wait(f.upstream, deadline, res)
+    const slot = waited instanceof Promise ? await waited : waited
     if ('error' in slot) return { started: false, error: slot.error }
     let started = false
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
