@@ -77,6 +77,9 @@ export class Exchange {
   /** This request's trace span, when tracing is on: ended with the audit line. */
   readonly span: RequestSpan | undefined
   private settled = false
+  /** Listeners for the end of the exchange (its response or socket closed): see `once`. */
+  private endListeners: (() => void)[] | undefined
+  private ended = false
 
   constructor(
     readonly rt: Runtime,
@@ -101,6 +104,29 @@ export class Exchange {
 
   get done(): boolean {
     return this.settled
+  }
+
+  /**
+   * The exchange as a Lifetime (policy/concurrency.ts): 'close' once its response or socket closed. One
+   * listener on the response serves them all (the pipeline calls `close`), instead of one each.
+   */
+  once(_event: 'close', listener: () => void): this {
+    if (!this.ended) (this.endListeners ??= []).push(listener)
+    return this
+  }
+
+  /** true once the response or socket closed (a listener added then is never called). */
+  get closed(): boolean {
+    return this.ended
+  }
+
+  /** The response or socket closed: the pipeline's one 'close' listener calls this. */
+  close(): void {
+    if (this.ended) return
+    this.ended = true
+    const listeners = this.endListeners
+    this.endListeners = undefined
+    if (listeners) for (const l of listeners) l()
   }
 
   /** The path and query exactly as received: what the policy matched and what is forwarded. */

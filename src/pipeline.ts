@@ -9,7 +9,6 @@ import type { Socket } from 'node:net'
 import { Exchange, isReportOnly, type Denial } from './exchange.js'
 import { clientAddress } from './policy/client-address.js'
 import { BodyTooLargeError, OverloadedError, hasBody, readBody, releaseBody } from './proxy/body.js'
-import type { Lifetime } from './policy/concurrency.js'
 import { isClosing, markClosing, responseReply, socketReply } from './reply.js'
 import type { Runtime } from './runtime.js'
 import { StoreUnavailableError } from './state/types.js'
@@ -24,20 +23,20 @@ import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/f
  * Steps 0–5: the decision. true = forward (the exchange holds route, identity and body); false = refused
  * and answered. On an `enforce: report` route a refusal of steps 3–5 is recorded, not sent (DESIGN §3.2).
  */
-async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean, lifetime: Lifetime): Promise<boolean> {
+async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<boolean> {
   let denial: Denial | undefined
   try {
     // Always enforced: framing, path, route, method, declared body size.
     denial = checkFraming(req, upgrade) ?? checkPath(x, req) ?? findRoute(x) ?? checkDeclaredSize(x, req)
     // In flight on its route (or on none) until the response or tunnel closes; then its duration.
-    x.rt.trackResponse?.(lifetime, x.route?.id ?? null, x.method ?? '', x.start)
+    x.rt.trackResponse?.(x, x.route?.id ?? null, x.method ?? '', x.start)
     if (denial) return refuse(x, denial)
     denial =
       (await checkThrottle(x)) ??
       (await checkCredentials(x, req)) ??
       checkRoles(x) ??
       (await checkReplayAndLimit(x)) ??
-      checkConcurrency(x, lifetime) ??
+      checkConcurrency(x, x) ??
       (await readAssertedBody(x, req, upgrade))
   } catch (err) {
     denial = expectedFailure(err, req)
@@ -115,9 +114,12 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
   const x = new Exchange(rt, req, responseReply(res), clientAddress(req, rt.gateway))
   ;(req as Tracked)[kExchange] = x
   // Bodies held for this request leave server.bufferLimit's count when its response is over.
-  res.once('close', () => releaseBody(req))
+  res.once('close', () => {
+    releaseBody(req)
+    x.close()
+  })
   try {
-    if (await decide(x, req, false, res)) await answer(x, req, res)
+    if (await decide(x, req, false)) await answer(x, req, res)
   } catch (err) {
     x.internal(err)
   }
@@ -131,9 +133,12 @@ export async function handleSocketRequest(rt: Runtime, req: IncomingMessage, soc
   socket.on('error', () => socket.destroy())
   const x = new Exchange(rt, req, socketReply(socket), clientAddress(req, rt.gateway))
   ;(req as Tracked)[kExchange] = x
-  socket.once('close', () => releaseBody(req))
+  socket.once('close', () => {
+    releaseBody(req)
+    x.close()
+  })
   try {
-    if (!(await decide(x, req, true, socket))) return
+    if (!(await decide(x, req, true))) return
     const route = x.route!
     if (route.upstream !== null && route.websocket) return await tunnel(x, req, socket, head, route)
     await answer(x, req, responseOnSocket(req, socket))

@@ -1,7 +1,7 @@
 // `apiKey`: a key in `x-api-key` or an identity's own `apiKeyHeader` (DESIGN §4.2); never from the query.
 // Never logs or returns the key, only its fingerprint.
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
-import { tokenFingerprint } from './credential.js'
+import { digestFingerprint, sha256 } from './credential.js'
 import type { CredentialTable } from './static-credentials.js'
 import { trimSpacesAndTabs } from './bearer.js'
 
@@ -30,8 +30,9 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
     authenticate(req: AuthRequest): AuthOutcome {
       const p = presented(req.raw)
       if (!p) return { kind: 'absent' }
-      const fp = tokenFingerprint(p.key)
-      const owner = tables.get(p.header)!.find(p.key)
+      const digest = sha256(p.key)
+      const fp = digestFingerprint(digest)
+      const owner = tables.get(p.header)!.findDigest(digest)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid API key', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },

@@ -2,7 +2,7 @@
 // several digests for one identity. Never logs or returns the token, only its fingerprint.
 import type { IncomingMessage } from 'node:http'
 import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
-import { tokenFingerprint } from './credential.js'
+import { digestFingerprint, sha256 } from './credential.js'
 import type { CredentialTable } from './static-credentials.js'
 
 /** RFC 6750 §2.1 b64token: what a bearer token may be. */
@@ -58,9 +58,10 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
     authenticate(req: AuthRequest): AuthOutcome {
       const token = bearerToken(req.raw)
       if (token === undefined) return { kind: 'absent' }
-      const fp = tokenFingerprint(token)
+      const digest = sha256(token)
+      const fp = digestFingerprint(digest)
       // Not b64token: no configured token can equal it (config refuses such tokens), so it is refused as such.
-      const owner = isB64Token(token) ? tokens.find(token) : undefined
+      const owner = isB64Token(token) ? tokens.findDigest(digest) : undefined
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'bearer', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },

@@ -8,7 +8,12 @@ export function sha256(data: string | Buffer): Buffer {
 
 /** `token:` + 6 hex of SHA-256 — the form audit lines and metrics use for a presented credential. */
 export function tokenFingerprint(credential: string): string {
-  return 'token:' + sha256(credential).toString('hex').slice(0, 6)
+  return digestFingerprint(sha256(credential))
+}
+
+/** tokenFingerprint of a credential whose SHA-256 is already at hand (one hash serves lookup and fingerprint). */
+export function digestFingerprint(digest: Buffer): string {
+  return 'token:' + digest.toString('hex', 0, 3)
 }
 
 /** `key:` + 6 hex of SHA-256 of a key id or signing key. */

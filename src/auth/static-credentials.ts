@@ -29,6 +29,11 @@ export class CredentialTable<O extends CredentialOwner = CredentialOwner> {
   }
 
   find(presented: string): O | undefined {
-    return this.byDigest.get(sha256(presented).toString('latin1'))
+    return this.findDigest(sha256(presented))
+  }
+
+  /** The owner of the credential whose SHA-256 this is. */
+  findDigest(digest: Buffer): O | undefined {
+    return this.byDigest.get(digest.toString('latin1'))
   }
 }
