@@ -93,10 +93,14 @@ function credentials(url: string | undefined): Pick<RedisOptions, 'username' | '
 // The no-resend rule, for every connection: nothing queued while disconnected, nothing retried or resent
 // after a reconnect. A command whose connection dies fails, and the request follows onStoreError.
 const NO_RESEND: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
+// Commands issued in the same tick (many requests' counters) go out in one write: fewer syscalls per request.
+// Batching only changes how commands are written, not whether one is ever resent.
+const BATCHED: RedisOptions = { enableAutoPipelining: true }
 
 function connect(opts: RedisLinkOptions): Redis | Cluster {
   const base: RedisOptions = {
     ...NO_RESEND,
+    ...BATCHED,
     connectTimeout: Math.max(opts.timeoutMs, 500),
     retryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
     connectionName: 'portcullis',
@@ -104,6 +108,7 @@ function connect(opts: RedisLinkOptions): Redis | Cluster {
   if (opts.cluster !== undefined) {
     const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,
+      enableAutoPipelining: true,
       // ioredis resends a command whose node connection closed after `retryDelayOnFailover`: never.
       retryDelayOnFailover: 0,
       // CLUSTERDOWN: the node refused without running it; failing at once lets onStoreError answer now
