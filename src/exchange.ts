@@ -3,32 +3,14 @@
 // first; every later call is ignored, so no path can answer twice or log twice. Never logs a credential.
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { CompiledRoute, Gateway, RateLimitPolicy } from './config/compile.js'
+import type { CompiledRoute, Gateway, JoinRoute } from './config/compile.js'
 import type { Identity } from './auth/types.js'
 import { ERRORS, errorBody, type ErrorCode } from './errors.js'
 import type { AuditEvent, AuditRecord, DecisionDetail } from './observe/audit.js'
 import type { LimitHeaders } from './policy/limits.js'
 import type { Reply } from './reply.js'
 import type { Runtime } from './runtime.js'
-import type { JoinEndpoint } from './auth/join.js'
-import type { Authenticator } from './auth/types.js'
 import type { RequestSpan } from './observe/tracing.js'
-
-/** DESIGN §4.7: the join endpoint as a route (steps/join.ts builds it): it answers itself, never forwards. */
-export interface JoinRoute {
-  /** The join path: the audit line's `route`. */
-  id: string
-  upstream: null
-  public: false
-  auth: readonly Authenticator[]
-  challenge: string
-  missingMessage: string
-  roles: null
-  rateLimit: RateLimitPolicy | null
-  loopbackAllow: false
-  websocket: false
-  endpoint: JoinEndpoint
-}
 
 /** DESIGN §3.2: a route whose refusals of steps 3–5 are logged, not sent. The join endpoint always enforces. */
 export function isReportOnly(route: MatchedRoute | undefined): boolean {

@@ -3,34 +3,13 @@
 import type { IncomingMessage } from 'node:http'
 import type { CompiledRoute, Gateway } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
-import { bearerToken, trimSpacesAndTabs } from './bearer.js'
 import { groupKinds } from './groups.js'
+import { LOOPBACK } from './methods.js'
 import type { AuthRequest, Authenticator, CredentialKind, Identity } from './types.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
   | { kind: 'deny'; code: ErrorCode; message?: string; fp?: string; claimed?: string; method?: string; body?: Buffer }
-
-const WORKER_V1 = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
-
-/** The kinds of credential a request carries (a client certificate not counted), or two headers of one kind. */
-function presentKinds(gw: Gateway, req: IncomingMessage): Set<CredentialKind> | 'duplicate' {
-  const raw = req.rawHeaders
-  let authorization = 0
-  let apiKeys = 0
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase()
-    if (name === 'authorization') authorization++
-    else if (gw.apiKeyHeaders.includes(name)) apiKeys++
-  }
-  if (authorization > 1 || apiKeys > 1) return 'duplicate'
-  const kinds = new Set<CredentialKind>()
-  if (bearerToken(req) !== undefined) kinds.add('bearer')
-  if (apiKeys === 1 && gw.apiKeyHeaders.some((h) => typeof req.headers[h] === 'string' && trimSpacesAndTabs(req.headers[h] as string) !== '')) kinds.add('apiKey')
-  if (WORKER_V1.some((h) => req.headers[h] !== undefined)) kinds.add('worker-v1')
-  if (req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined) kinds.add('signature')
-  return kinds
-}
 
 /** The route's groups whose credential kinds are exactly these. */
 function groupsFor(auth: readonly Authenticator[], kinds: ReadonlySet<CredentialKind>): Authenticator[] {
@@ -41,18 +20,6 @@ function sameKinds(a: ReadonlySet<CredentialKind>, b: ReadonlySet<CredentialKind
   return a.size === b.size && [...a].every((k) => b.has(k))
 }
 
-function isLoopbackAddress(a: string): boolean {
-  return a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.')
-}
-
-/**
- * DESIGN §3.3: the socket peer is loopback and so is the client address it stands for — behind a
- * trusted local proxy (a TLS terminator on 127.0.0.1) the forwarded address decides, not the proxy's.
- */
-export function isLoopback(req: IncomingMessage, clientIp: string): boolean {
-  return isLoopbackAddress(req.socket.remoteAddress ?? '') && isLoopbackAddress(clientIp)
-}
-
 export async function authenticate(
   gw: Gateway,
   route: Pick<CompiledRoute, 'auth' | 'loopbackAllow' | 'missingMessage'>,
@@ -61,13 +28,14 @@ export async function authenticate(
 ): Promise<AuthResult> {
   // Ambiguous (DESIGN §3 step 3, §4.9): two Authorization or API-key headers, or two kinds of credential
   // unless they are exactly the kinds of one all-of group the route accepts — and then only such a group
-  // may answer, never one method for half of them. A client certificate is never counted.
-  const kinds = presentKinds(gw, req)
+  // may answer, never one method for half of them. Which credentials count is the registry's (auth/methods.ts);
+  // a client certificate never does.
+  const kinds = gw.credentials.present(req)
   if (kinds === 'duplicate') return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
   const candidates = kinds.size > 1 ? groupsFor(route.auth, kinds) : route.auth.filter((a) => a.present(req))
   if (kinds.size > 1 && candidates.length === 0) return { kind: 'deny', code: 'AMBIGUOUS_CREDENTIALS' }
   if (candidates.length === 0) {
-    if (route.loopbackAllow && isLoopback(req, o.clientIp)) return { kind: 'identity', identity: { name: 'localhost', roles: [], method: 'loopback', fp: '' } }
+    if (route.loopbackAllow && LOOPBACK.admits(req, o.clientIp)) return { kind: 'identity', identity: LOOPBACK.identity() }
     return { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
   }
   const ar: AuthRequest = { raw: req, method: req.method ?? 'GET', path: o.path, query: o.query, target: o.path + o.query, tls: o.tls, now: o.now }

@@ -1,9 +1,13 @@
 // `bearer`: static tokens in `Authorization: Bearer <token>` (DESIGN §4.1). Rotation lists are just
 // several digests for one identity. Never logs or returns the token, only its fingerprint.
 import type { IncomingMessage } from 'node:http'
-import type { Authenticator, AuthOutcome, AuthRequest } from './types.js'
+import { Type } from '@sinclair/typebox'
+import { Secret } from '../config/schema-parts.js'
+import { eachEntry } from '../config/types.js'
+import { isStoredDigest } from '../config/secrets.js'
+import type { Authenticator, AuthOutcome, AuthRequest, Credential, IdentityMethod } from './types.js'
 import { digestFingerprint, sha256 } from './credential.js'
-import type { CredentialTable } from './static-credentials.js'
+import { CredentialTable, credentialOwner, eachStaticSecret } from './static-credentials.js'
 
 /** RFC 6750 §2.1 b64token: what a bearer token may be. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
@@ -48,11 +52,22 @@ export function trimSpacesAndTabs(value: string): string {
   return start === 0 && end === value.length ? value : value.slice(start, end)
 }
 
+/**
+ * `Authorization: Bearer`: static tokens, and the jwt and ucan schemes too (one kind: a request carrying
+ * a bearer token is not ambiguous however many of them a route accepts). Two Authorization headers are.
+ */
+export const BEARER_CREDENTIAL: Credential = {
+  kind: 'bearer',
+  headers: ['authorization'],
+  single: true,
+  present: (req) => bearerToken(req) !== undefined,
+}
+
 export function createBearerAuthenticator(tokens: CredentialTable): Authenticator {
   return {
     name: 'bearer',
-    kind: 'bearer',
-    credentialHeaders: ['authorization'],
+    kind: BEARER_CREDENTIAL.kind,
+    credentialHeaders: BEARER_CREDENTIAL.headers,
     challenge: 'Bearer realm="portcullis"',
     present: (req) => bearerToken(req) !== undefined,
     authenticate(req: AuthRequest): AuthOutcome {
@@ -66,4 +81,26 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'bearer', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },
   }
+}
+
+const fields = { bearer: Type.Optional(Type.Union([Secret, Type.Array(Secret, { minItems: 1 })])) }
+
+/** `identities[].bearer`: a token, or a rotation list of them (all valid). */
+export const bearer: IdentityMethod<typeof fields> = {
+  name: 'bearer',
+  fields,
+  unused: 'no identity has a bearer',
+  credential: BEARER_CREDENTIAL,
+  compile(identities, ctx) {
+    const tokens = new CredentialTable()
+    eachEntry(ctx, identities, (i) => ['identities', i], (id, i) => {
+      const owner = credentialOwner(id)
+      eachStaticSecret(id.bearer, ['identities', i, 'bearer'], ctx, (s, path) => {
+        // A token no client could send in `Authorization: Bearer` (RFC 6750 b64token) is a mistake; never echoed.
+        if (!isStoredDigest(s) && !isB64Token(s)) ctx.error(path, 'a bearer token must be RFC 6750 b64token text (letters, digits, -._~+/ then optional =)')
+        else if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
+      })
+    })
+    return tokens.size ? createBearerAuthenticator(tokens) : undefined
+  },
 }

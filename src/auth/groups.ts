@@ -3,9 +3,9 @@
 // itself and never lets a member's absence or refusal pass.
 import type { AuthOutcome, AuthRequest, Authenticator, CredentialKind, Identity, ReplayMark } from './types.js'
 
-/** The credential kinds of a group other than a client certificate (which never makes a request ambiguous). */
+/** The credential kinds of a group that ride in headers: a client certificate never makes a request ambiguous. */
 export function groupKinds(members: readonly Authenticator[]): ReadonlySet<CredentialKind> {
-  return new Set(members.map((m) => m.kind).filter((k) => k !== 'mtls'))
+  return new Set(members.filter((m) => m.credentialHeaders.length > 0).map((m) => m.kind))
 }
 
 export function createGroupAuthenticator(members: readonly Authenticator[]): Authenticator {

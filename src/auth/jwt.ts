@@ -3,15 +3,36 @@
 // `none` and algorithm confusion are impossible by construction. Never logs or returns a token.
 import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject, type X509Certificate } from 'node:crypto'
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from 'jose'
+import { Type } from '@sinclair/typebox'
+import { defaulted, Duration, Roles, Secret, Strict, type Filled } from '../config/schema-parts.js'
 import { durationMs } from '../config/types.js'
-import type { JwtSchemeFile } from '../config/schema.js'
-import { bearerToken } from './bearer.js'
+import { BEARER_CREDENTIAL, bearerToken } from './bearer.js'
 import { jwksVerificationKeys, type JwtVerificationKey } from './jwks.js'
 import { isRemoteJwks, jwksUrlProblem, sharedRemoteKeySet, type KeySource } from './jwks-remote.js'
 import { sha256, tokenFingerprint } from './credential.js'
 import { handshakePeer } from './tls-peer.js'
 import { schemeIdentity } from './identity-names.js'
-import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator, type SchemeFactory } from './types.js'
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator, type CompileFacts, type SchemeType } from './types.js'
+import type { CompileContext, ConfigPath } from '../config/types.js'
+
+const schema = Type.Object(
+  {
+    type: Type.Literal('jwt'),
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
+    audience: Type.Optional(Type.String({ minLength: 1 })),
+    secret: Type.Optional(Secret),
+    jwks: Type.Optional(Type.String({ minLength: 1, description: 'a JWKS file, or an https:// URL (http:// only to a loopback address)' })),
+    jwksCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA that verifies an https:// jwks URL (a private CA)' })),
+    jwksCacheTtl: Type.Optional(Duration('10m')),
+    maxTtl: Type.Optional(Duration('15m')),
+    rolesClaim: Type.Optional(defaulted(Type.String({ minLength: 1, default: 'roles' }))),
+    roles: Type.Optional(Roles),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'jti or sub values refused with KEY_REVOKED' })),
+    bindCertificate: Type.Optional(defaulted(Type.Boolean({ default: false, description: 'accept only tokens whose cnf.x5t#S256 is the client certificate (RFC 8705)' }))),
+  },
+  Strict,
+)
+export type JwtSchemeFile = Filled<typeof schema>
 
 /** Seconds of clock difference tolerated on exp, nbf and iat (DESIGN §4.6). */
 export const CLOCK_TOLERANCE_S = 30
@@ -112,9 +133,9 @@ export function createJwtAuthenticator(options: JwtOptions): Authenticator {
 
   return {
     name,
-    kind: 'bearer',
+    kind: BEARER_CREDENTIAL.kind,
     ...(remote ? { start: () => remote.start(), notReady: () => remote.notReady() } : {}),
-    credentialHeaders: ['authorization'],
+    credentialHeaders: BEARER_CREDENTIAL.headers,
     challenge: 'Bearer realm="portcullis"',
     missingMessage: 'Missing token',
     present: (req) => bearerToken(req) !== undefined,
@@ -168,9 +189,17 @@ function isTimeFault(err: unknown): boolean {
   return err instanceof errors.JWTClaimValidationFailed && err.claim === 'nbf' && err.reason === 'check_failed'
 }
 
-/** Ed25519 → EdDSA (and jose's `Ed25519` name for it); P-256 → ES256. Anything else is not accepted. */
 /** gateway.yaml `type: jwt` → authenticator; the secret is resolved or the JWKS read and imported here, once. */
-export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, path) => {
+export const jwtScheme: SchemeType<typeof schema> = {
+  type: 'jwt',
+  schema,
+  credential: BEARER_CREDENTIAL,
+  compile: compileJwtScheme,
+}
+
+function compileJwtScheme(name: string, spec: JwtSchemeFile, ctx: CompileContext, path: ConfigPath, facts: CompileFacts): Authenticator | undefined {
+  // DESIGN §4.9: a bound token needs a verified client certificate, which needs a client CA.
+  if (spec.bindCertificate === true && !facts.clientCa) bindNeedsClientCa(ctx, path)
   if ((spec.secret === undefined) === (spec.jwks === undefined)) {
     ctx.error(path, 'a jwt scheme needs exactly one of `secret` (HS256) or `jwks` (EdDSA / ES256 public keys)')
     return undefined
@@ -195,7 +224,7 @@ export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, p
         return undefined
       }
     }
-    keys = sharedRemoteKeySet(new URL(spec.jwks!), durationMs(spec.jwksCacheTtl ?? '10m'), ca)
+    keys = sharedRemoteKeySet(new URL(spec.jwks!), durationMs(spec.jwksCacheTtl), ca)
   } else {
     if (spec.jwksCa !== undefined) {
       ctx.error(path.concat('jwksCa'), 'applies only when jwks is an https:// URL')
@@ -215,10 +244,15 @@ export const createJwtScheme: SchemeFactory = (name, spec: JwtSchemeFile, ctx, p
     keys,
     ...(spec.issuer !== undefined ? { issuer: spec.issuer } : {}),
     ...(spec.audience !== undefined ? { audience: spec.audience } : {}),
-    maxTtlMs: durationMs(spec.maxTtl ?? '15m'),
-    rolesClaim: spec.rolesClaim ?? 'roles',
+    maxTtlMs: durationMs(spec.maxTtl),
+    rolesClaim: spec.rolesClaim,
     roles: spec.roles ?? [],
     revoked: spec.revoked ?? [],
-    bindCertificate: spec.bindCertificate === true,
+    bindCertificate: spec.bindCertificate,
   })
+}
+
+/** DESIGN §4.9, for jwt and ucan schemes alike: `bindCertificate: true` without a client CA is an error. */
+export function bindNeedsClientCa(ctx: CompileContext, path: ConfigPath): void {
+  ctx.error(path.concat('bindCertificate'), 'bindCertificate needs server.tls.clientCa (tokens are bound to verified client certificates)')
 }

@@ -4,18 +4,13 @@
 import type { X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net'
 import type { IncomingMessage } from 'node:http'
-import type { IdentityFile } from '../config/schema.js'
+import { Type } from '@sinclair/typebox'
+import { Strict } from '../config/schema-parts.js'
 import type { ConfigPath } from '../config/types.js'
 import { keyFingerprint } from './credential.js'
+import { credentialOwner, type CredentialOwner as Owner } from './static-credentials.js'
 import { handshakePeer, type HandshakePeer } from './tls-peer.js'
-import type { IdentityMethodFactory } from './types.js'
-import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
-
-interface Owner {
-  name: string
-  roles: readonly string[]
-  claims?: Readonly<Record<string, unknown>>
-}
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator, type Credential, type IdentityMethod } from './types.js'
 
 /** How a configured identity is found: the full DN, the CN alone, or one SAN entry. */
 export interface MtlsTable {
@@ -147,11 +142,18 @@ function peerCertificate(req: IncomingMessage): HandshakePeer | undefined {
   return handshakePeer(req.socket)
 }
 
+/** A client certificate: in no header, so it is never stripped and never makes a request ambiguous. */
+const MTLS_CREDENTIAL: Credential = {
+  kind: 'mtls',
+  headers: [],
+  present: (req) => peerCertificate(req) !== undefined,
+}
+
 export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
   return {
     name: 'mtls',
-    kind: 'mtls',
-    credentialHeaders: [],
+    kind: MTLS_CREDENTIAL.kind,
+    credentialHeaders: MTLS_CREDENTIAL.headers,
     challenge: 'ClientCertificate realm="portcullis"',
     missingMessage: 'Missing client certificate',
     present: (req) => peerCertificate(req) !== undefined,
@@ -180,43 +182,53 @@ function sanKeys(san: string): string[] {
   return (['DNS', 'URI', 'IP'] as const).map((t) => sanKey(t, san)).filter((k): k is string => k !== undefined)
 }
 
-/** Built from `identities[].mtls`; only when some identity has one. */
-export const createMtlsMethod: IdentityMethodFactory = (config, ctx) => {
-  const identities = (config.identities ?? []).map((id, i) => [id, i] as [IdentityFile, number]).filter(([id]) => id.mtls !== undefined)
-  if (identities.length === 0) return undefined
-  if (!config.server?.tls?.clientCa) {
-    const [, first] = identities[0]!
-    // Still compiled below, so routes naming `mtls` report only this error, not a cascade.
-    ctx.error(['identities', first, 'mtls'], 'an mtls identity needs server.tls.clientCa (the CA that signs client certificates)')
-  }
-  const byDn = new Map<string, Owner>()
-  const byCn = new Map<string, Owner>()
-  const bySan = new Map<string, Owner>()
-  const claim = (map: Map<string, Owner>, key: string, owner: Owner, path: ConfigPath, what: string) => {
-    const other = map.get(key)
-    if (other && other.name !== owner.name) ctx.error(path, `this ${what} is already given to identity "${other.name}"`)
-    else map.set(key, owner)
-  }
-  for (const [id, i] of identities) {
-    const at: ConfigPath = ['identities', i, 'mtls']
-    const { subject, san } = id.mtls!
-    if (subject === undefined && san === undefined) {
-      ctx.error(at, 'mtls needs a subject (e.g. "CN=ci-runner") or a san (e.g. "DNS:ci.example.com")')
-      continue
+const fields = {
+  mtls: Type.Optional(Type.Object({ subject: Type.Optional(Type.String({ minLength: 1 })), san: Type.Optional(Type.String({ minLength: 1 })) }, Strict)),
+}
+
+/** `identities[].mtls`: the subject DN, or a SAN, of a certificate signed by server.tls.clientCa. */
+export const mtls: IdentityMethod<typeof fields> = {
+  name: 'mtls',
+  fields,
+  unused: 'no identity has an mtls subject/san',
+  credential: MTLS_CREDENTIAL,
+  compile(all, ctx, facts) {
+    const identities = all.map((id, i) => [id, i] as const).filter(([id]) => id.mtls !== undefined)
+    if (identities.length === 0) return undefined
+    if (!facts.clientCa) {
+      const [, first] = identities[0]!
+      // Still compiled below, so routes naming `mtls` report only this error, not a cascade.
+      ctx.error(['identities', first, 'mtls'], 'an mtls identity needs server.tls.clientCa (the CA that signs client certificates)')
     }
-    const owner: Owner = { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
-    if (subject !== undefined) {
-      const dn = normalizeDn(subject)
-      if (!/^[A-Z0-9.]+=/.test(dn)) ctx.error([...at, 'subject'], 'must be a DN such as "CN=ci-runner" or "CN=ci-runner,O=Acme"')
-      const rdns = splitRdns(dn)
-      if (rdns.length === 1 && rdns[0]!.startsWith('CN=')) claim(byCn, rdns[0]!.slice(3), owner, [...at, 'subject'], 'subject')
-      else claim(byDn, dn, owner, [...at, 'subject'], 'subject')
+    const byDn = new Map<string, Owner>()
+    const byCn = new Map<string, Owner>()
+    const bySan = new Map<string, Owner>()
+    const claim = (map: Map<string, Owner>, key: string, owner: Owner, path: ConfigPath, what: string) => {
+      const other = map.get(key)
+      if (other && other.name !== owner.name) ctx.error(path, `this ${what} is already given to identity "${other.name}"`)
+      else map.set(key, owner)
     }
-    if (san !== undefined) {
-      const keys = sanKeys(san)
-      if (keys.length === 0) ctx.error([...at, 'san'], 'must be DNS:name, IP:address, URI:uri (e.g. a SPIFFE ID) or email:address')
-      for (const key of keys) claim(bySan, key, owner, [...at, 'san'], 'san')
+    for (const [id, i] of identities) {
+      const at: ConfigPath = ['identities', i, 'mtls']
+      const { subject, san } = id.mtls!
+      if (subject === undefined && san === undefined) {
+        ctx.error(at, 'mtls needs a subject (e.g. "CN=ci-runner") or a san (e.g. "DNS:ci.example.com")')
+        continue
+      }
+      const owner = credentialOwner(id)
+      if (subject !== undefined) {
+        const dn = normalizeDn(subject)
+        if (!/^[A-Z0-9.]+=/.test(dn)) ctx.error([...at, 'subject'], 'must be a DN such as "CN=ci-runner" or "CN=ci-runner,O=Acme"')
+        const rdns = splitRdns(dn)
+        if (rdns.length === 1 && rdns[0]!.startsWith('CN=')) claim(byCn, rdns[0]!.slice(3), owner, [...at, 'subject'], 'subject')
+        else claim(byDn, dn, owner, [...at, 'subject'], 'subject')
+      }
+      if (san !== undefined) {
+        const keys = sanKeys(san)
+        if (keys.length === 0) ctx.error([...at, 'san'], 'must be DNS:name, IP:address, URI:uri (e.g. a SPIFFE ID) or email:address')
+        for (const key of keys) claim(bySan, key, owner, [...at, 'san'], 'san')
+      }
     }
-  }
-  return createMtlsAuthenticator({ byDn, byCn, bySan })
+    return createMtlsAuthenticator({ byDn, byCn, bySan })
+  },
 }

@@ -3,16 +3,37 @@
 import { createSecretKey, type KeyObject } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { LRUCache } from 'lru-cache'
+import { Type } from '@sinclair/typebox'
+import { Claims, Duration, Roles, Secret, Strict, type Filled } from '../config/schema-parts.js'
 import { durationMs } from '../config/types.js'
-import type { Rfc9421SchemeFile } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
 import { verifyContentDigest } from './content-digest.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { deriveKey } from './derive.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './types.js'
 import { buildSignatureBase, hmacSha256, MAX_COVERED_COMPONENTS, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
-import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
+import type { AuthOutcome, AuthRequest, Authenticator, Credential, SchemeType } from './types.js'
+
+/** `Signature-Input` / `Signature` (RFC 9421), for rfc9421 schemes and the join endpoint's PSK requests. */
+export const SIGNATURE_CREDENTIAL: Credential = {
+  kind: 'signature',
+  headers: ['signature-input', 'signature'],
+  present: (req) => req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined,
+}
+
+const schema = Type.Object(
+  {
+    type: Type.Literal('rfc9421'),
+    window: Type.Optional(Duration('60s')),
+    keys: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Secret)),
+    derive: Type.Optional(Secret),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    roles: Type.Optional(Roles),
+    claims: Type.Optional(Claims),
+  },
+  Strict,
+)
+export type Rfc9421SchemeFile = Filled<typeof schema>
 
 export interface Rfc9421Options {
   /** The scheme's name: x-auth-method, and what routes list in `auth`. */
@@ -133,48 +154,53 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
 
   return {
     name,
-    kind: 'signature',
-    credentialHeaders: ['signature-input', 'signature'],
+    kind: SIGNATURE_CREDENTIAL.kind,
+    credentialHeaders: SIGNATURE_CREDENTIAL.headers,
     challenge: 'Signature realm="portcullis"',
-    present: (req) => req.headers['signature-input'] !== undefined || req.headers['signature'] !== undefined,
+    present: (req) => SIGNATURE_CREDENTIAL.present(req, SIGNATURE_CREDENTIAL.headers),
     needsBody,
     authenticate,
   }
 }
 
 /** gateway.yaml `type: rfc9421` → authenticator; secrets resolved here, once. */
-export const createRfc9421Scheme: SchemeFactory = (name, spec: Rfc9421SchemeFile, ctx, path) => {
-  let ok = true
-  const keys = new Map<string, string>()
-  for (const [keyid, ref] of Object.entries(spec.keys ?? {})) {
-    if (!KEY_ID_PATTERN.test(keyid)) {
-      ctx.error(path.concat('keys', keyid), 'a key id is 1 to 256 printable ASCII characters without spaces')
-      ok = false
-      continue
+export const rfc9421Scheme: SchemeType<typeof schema> = {
+  type: 'rfc9421',
+  schema,
+  credential: SIGNATURE_CREDENTIAL,
+  compile(name, spec, ctx, path) {
+    let ok = true
+    const keys = new Map<string, string>()
+    for (const [keyid, ref] of Object.entries(spec.keys ?? {})) {
+      if (!KEY_ID_PATTERN.test(keyid)) {
+        ctx.error(path.concat('keys', keyid), 'a key id is 1 to 256 printable ASCII characters without spaces')
+        ok = false
+        continue
+      }
+      const secret = ctx.secret(path.concat('keys', keyid), ref)
+      if (secret === undefined) ok = false
+      else keys.set(keyid, secret)
     }
-    const secret = ctx.secret(path.concat('keys', keyid), ref)
-    if (secret === undefined) ok = false
-    else keys.set(keyid, secret)
-  }
-  let deriveMaster: string | undefined
-  if (spec.derive !== undefined) {
-    deriveMaster = ctx.secret(path.concat('derive'), spec.derive)
-    if (deriveMaster === undefined) ok = false
-  }
-  if (spec.keys === undefined && spec.derive === undefined) {
-    ctx.error(path, 'an rfc9421 scheme needs `keys`, `derive`, or both')
-    ok = false
-  }
-  if (!ok) return undefined
-  return createRfc9421Authenticator({
-    name,
-    windowMs: durationMs(spec.window ?? '60s'),
-    roles: spec.roles ?? [],
-    ...(spec.claims ? { claims: spec.claims } : {}),
-    keys,
-    deriveMaster,
-    revoked: spec.revoked ?? [],
-  })
+    let deriveMaster: string | undefined
+    if (spec.derive !== undefined) {
+      deriveMaster = ctx.secret(path.concat('derive'), spec.derive)
+      if (deriveMaster === undefined) ok = false
+    }
+    if (spec.keys === undefined && spec.derive === undefined) {
+      ctx.error(path, 'an rfc9421 scheme needs `keys`, `derive`, or both')
+      ok = false
+    }
+    if (!ok) return undefined
+    return createRfc9421Authenticator({
+      name,
+      windowMs: durationMs(spec.window),
+      roles: spec.roles ?? [],
+      ...(spec.claims ? { claims: spec.claims } : {}),
+      keys,
+      deriveMaster,
+      revoked: spec.revoked ?? [],
+    })
+  },
 }
 
 /**

@@ -3,6 +3,8 @@
 // grow with the number of identities, and no comparison ever looks at the secret's own bytes.
 import { sha256 } from './credential.js'
 import { isStoredDigest } from '../config/secrets.js'
+import type { CompileContext, ConfigPath } from '../config/types.js'
+import type { IdentityEntry } from './types.js'
 
 export interface CredentialOwner {
   name: string
@@ -36,4 +38,24 @@ export class CredentialTable<O extends CredentialOwner = CredentialOwner> {
   findDigest(digest: Buffer): O | undefined {
     return this.byDigest.get(digest.toString('latin1'))
   }
+}
+
+/** Who a credential of an `identities:` entry authenticates: its name, roles (none when absent) and claims. */
+export function credentialOwner(id: IdentityEntry): CredentialOwner {
+  return { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
+}
+
+/**
+ * Each secret of an identity's `bearer` / `apiKey` (one, or a rotation list) with its config path: a
+ * reference resolved through the context (which records why one does not resolve), a stored `sha256:`
+ * digest as written.
+ */
+export function eachStaticSecret(value: string | string[] | undefined, at: ConfigPath, ctx: CompileContext, use: (secret: string, path: ConfigPath) => void): void {
+  if (value === undefined) return
+  const list = Array.isArray(value) ? value : [value]
+  list.forEach((ref, j) => {
+    const path = Array.isArray(value) ? [...at, j] : at
+    const secret = isStoredDigest(ref) ? ref : ctx.secret(path, ref)
+    if (secret !== undefined) use(secret, path)
+  })
 }

@@ -3,8 +3,9 @@
 // It never logs and never puts a credential into its result: only fingerprints.
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
+import type { TObject, TProperties } from '@sinclair/typebox'
 import type { ErrorCode } from '../errors.js'
-import type { GatewayConfigFile } from '../config/schema.js'
+import type { Filled, FilledObject } from '../config/schema-parts.js'
 import type { CompileContext, ConfigPath } from '../config/types.js'
 import type { Authorities } from './authorities.js'
 
@@ -72,7 +73,7 @@ export interface Authenticator {
   readonly name: string
   /** Credential kind for ambiguity detection; two different kinds present → AMBIGUOUS_CREDENTIALS. */
   readonly kind: CredentialKind
-  /** Headers that carry this credential: stripped before forwarding unless `credentials: keep`. */
+  /** Headers that carry this credential (its method's, and any the config names: apiKeyHeader); auth/methods.ts strips them. */
   readonly credentialHeaders: readonly string[]
   /** One WWW-Authenticate challenge for 401 responses on routes that accept this method. */
   readonly challenge: string
@@ -92,18 +93,70 @@ export interface Authenticator {
 }
 
 /**
- * Kinds of credential portcullis recognizes anywhere in a request, whichever route it is on.
- * `bearer` covers static tokens and JWT schemes alike (both ride in Authorization: Bearer).
+ * A kind of credential, for ambiguity detection: `bearer` covers static tokens, JWT and UCAN schemes
+ * alike (all ride in Authorization: Bearer); `apiKey`, `worker-v1`, `signature`, `mtls`.
  */
-export type CredentialKind = 'bearer' | 'apiKey' | 'worker-v1' | 'signature' | 'mtls'
+export type CredentialKind = string
+
+/**
+ * How a request carries one kind of credential. The registry (auth/methods.ts) hands these to ambiguity
+ * detection (any two kinds present), to forwarding (the headers are stripped) and to the logger (redacted).
+ */
+export interface Credential {
+  readonly kind: CredentialKind
+  /**
+   * Lower-case names of the headers that carry it. Empty for a credential not in a header (a client
+   * certificate), which never makes a request ambiguous.
+   */
+  readonly headers: readonly string[]
+  /** At most one header field of `headers` per request: a second one is AMBIGUOUS_CREDENTIALS. */
+  readonly single?: boolean
+  /** Cheap, no crypto: does the request carry one? `headers`: the ones above plus any the config adds (apiKeyHeader). */
+  present(req: IncomingMessage, headers: readonly string[]): boolean
+}
 
 export function isTlsSocket(req: IncomingMessage): req is IncomingMessage & { socket: TLSSocket } {
   return (req.socket as TLSSocket).encrypted === true
 }
 
-/** Compiles one `schemes.<name>` entry of its type (registered in registry.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each factory narrows its own spec
-export type SchemeFactory = (name: string, spec: any, ctx: CompileContext, path: ConfigPath) => Authenticator | undefined
+/** What a method's compile may know of the rest of the config. */
+export interface CompileFacts {
+  /** server.tls.clientCa is set: client certificates are requested and verified. */
+  clientCa: boolean
+}
 
-/** Compiles an identity-bound method from `identities:` (registered in identity-methods.ts). */
-export type IdentityMethodFactory = (config: GatewayConfigFile, ctx: CompileContext) => Authenticator | undefined
+/** An `identities:` entry as every identity method sees it; each reads its own field(s). */
+export type IdentityEntry = {
+  name: string
+  roles?: string[]
+  claims?: Record<string, unknown>
+}
+
+/** A method configured on `identities:` entries (bearer, apiKey, mtls): one Authenticator for all of them. */
+export interface IdentityMethod<F extends TProperties = TProperties> {
+  /** What routes name in `auth: [...]`, and x-auth-method. */
+  readonly name: string
+  /** Its field(s) of an `identities:` entry; the one named like the method holds the credential. */
+  readonly fields: F
+  readonly credential: Credential
+  /** Why a route cannot name it when no authenticator compiled: `no identity has a bearer`. */
+  readonly unused: string
+  /**
+   * Every `identities:` entry, in order (errors at `['identities', index, …]`) → the authenticator of those
+   * that use this method, or undefined when none does. Secrets are resolved here, once.
+   */
+  compile(identities: ReadonlyArray<IdentityEntry & FilledObject<F>>, ctx: CompileContext, facts: CompileFacts): Authenticator | undefined
+}
+
+/** A `schemes.<name>` type (worker-v1, rfc9421, jwt, ucan): each entry compiles to one Authenticator. */
+export interface SchemeType<S extends TObject = TObject> {
+  /** The entry's `type`. */
+  readonly type: string
+  /** The schema of a whole `schemes.<name>` entry of this type, `type` included. */
+  readonly schema: S
+  readonly credential: Credential
+  /** A route that accepts it must name the `command` it serves (DESIGN §4.8). */
+  readonly routeCommand?: boolean
+  /** One entry → its authenticator, or undefined with the errors recorded at `path`. Secrets are resolved here, once. */
+  compile(name: string, spec: Filled<S>, ctx: CompileContext, path: ConfigPath, facts: CompileFacts): Authenticator | undefined
+}

@@ -2,19 +2,34 @@
 // `Authorization: Bearer`, bound to this request's method, path and body. Authentication here;
 // the route's `command` is checked by the identity's `authorize` hook (403). Never logs or returns a token.
 import { LRUCache } from 'lru-cache'
-import { durationMs } from '../config/types.js'
-import type { UcanSchemeFile } from '../config/schema.js'
+import { Type } from '@sinclair/typebox'
+import { defaulted, Duration, Roles, Strict, type Filled } from '../config/schema-parts.js'
+import { durationMs, type CompileContext, type ConfigPath } from '../config/types.js'
 import type { ErrorCode } from '../errors.js'
-import { bearerToken } from './bearer.js'
+import { BEARER_CREDENTIAL, bearerToken } from './bearer.js'
 import { computeContentDigest } from './content-digest.js'
 import { tokenFingerprint } from './credential.js'
+import { bindNeedsClientCa } from './jwt.js'
 import { certificateSans } from './mtls.js'
-import type { SchemeFactory } from './types.js'
-import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator } from './types.js'
+import { isTlsSocket, type AuthOutcome, type AuthRequest, type Authenticator, type CompileFacts, type SchemeType } from './types.js'
 import { ContainerError, decodeContainerText } from '../ucan/container.js'
 import { parseDidKey } from '../ucan/did-key.js'
 import { parseTokenCid, type UcanErrorName } from '../ucan/token.js'
 import { UCAN_CLOCK_TOLERANCE_S, verifyContainerTokens } from '../ucan/verify.js'
+
+const schema = Type.Object(
+  {
+    type: Type.Literal('ucan'),
+    subjects: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    audience: Type.Optional(Type.String({ minLength: 1 })),
+    window: Type.Optional(Duration('5m')),
+    roles: Type.Optional(Roles),
+    revoked: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    bindCertificate: Type.Optional(defaulted(Type.Boolean({ default: false }))),
+  },
+  Strict,
+)
+type UcanSchemeFile = Filled<typeof schema>
 
 export interface UcanSchemeOptions {
   name: string
@@ -103,8 +118,8 @@ export function createUcanAuthenticator(o: UcanSchemeOptions): Authenticator {
 
   return {
     name: o.name,
-    kind: 'bearer',
-    credentialHeaders: ['authorization'],
+    kind: BEARER_CREDENTIAL.kind,
+    credentialHeaders: BEARER_CREDENTIAL.headers,
     challenge: 'Bearer realm="portcullis"',
     missingMessage: 'Missing token',
     present: (req) => bearerToken(req) !== undefined,
@@ -133,7 +148,17 @@ function certificateNames(req: AuthRequest, did: string): boolean {
 }
 
 /** gateway.yaml `type: ucan` → authenticator: DIDs and CIDs parsed here, once. */
-export const createUcanScheme: SchemeFactory = (name, spec: UcanSchemeFile, ctx, path) => {
+export const ucanScheme: SchemeType<typeof schema> = {
+  type: 'ucan',
+  schema,
+  credential: BEARER_CREDENTIAL,
+  routeCommand: true,
+  compile: compileUcanScheme,
+}
+
+function compileUcanScheme(name: string, spec: UcanSchemeFile, ctx: CompileContext, path: ConfigPath, facts: CompileFacts): Authenticator | undefined {
+  // DESIGN §4.9: a bound token needs a verified client certificate, which needs a client CA.
+  if (spec.bindCertificate === true && !facts.clientCa) bindNeedsClientCa(ctx, path)
   let ok = true
   const subjects = new Set<string>()
   spec.subjects.forEach((did, i) => {
@@ -159,9 +184,9 @@ export const createUcanScheme: SchemeFactory = (name, spec: UcanSchemeFile, ctx,
     name,
     subjects,
     ...(spec.audience !== undefined ? { audience: spec.audience } : {}),
-    windowMs: durationMs(spec.window ?? '5m'),
+    windowMs: durationMs(spec.window),
     roles: spec.roles ?? [],
     revoked,
-    bindCertificate: spec.bindCertificate === true,
+    bindCertificate: spec.bindCertificate,
   })
 }

@@ -1,15 +1,27 @@
 // DESIGN §4.3: the seed-compatible worker signature (x-worker-id / -timestamp / -signature).
 // Refuses with the contract's exact messages and never throws on input; never logs a secret or signature.
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
+import { Type } from '@sinclair/typebox'
+import { Claims, Duration, Roles, Secret, Strict } from '../config/schema-parts.js'
 import { durationMs } from '../config/types.js'
-import type { WorkerV1SchemeFile } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { schemeIdentity } from './identity-names.js'
-import type { SchemeFactory } from './types.js'
-import type { AuthOutcome, AuthRequest, Authenticator } from './types.js'
+import type { AuthOutcome, AuthRequest, Authenticator, Credential, SchemeType } from './types.js'
 
 export const WORKER_V1_HEADERS = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature'] as const
+
+/** Any of the three headers, even empty, is a worker-v1 credential: a missing one is then refused by name (`Missing timestamp`). */
+const WORKER_V1_CREDENTIAL: Credential = {
+  kind: 'worker-v1',
+  headers: WORKER_V1_HEADERS,
+  present: (req) => WORKER_V1_HEADERS.some((h) => req.headers[h] !== undefined),
+}
+
+const schema = Type.Object(
+  { type: Type.Literal('worker-v1'), secret: Secret, window: Type.Optional(Duration('5m')), roles: Type.Optional(Roles), claims: Type.Optional(Claims) },
+  Strict,
+)
 
 export const WORKER_V1_MESSAGES = {
   missingId: 'Missing worker ID',
@@ -84,20 +96,25 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
 
   return {
     name,
-    kind: 'worker-v1',
-    credentialHeaders: WORKER_V1_HEADERS,
+    kind: WORKER_V1_CREDENTIAL.kind,
+    credentialHeaders: WORKER_V1_CREDENTIAL.headers,
     challenge: 'WorkerV1 realm="portcullis"',
     missingMessage: WORKER_V1_MESSAGES.missingId,
-    present: (req) => WORKER_V1_HEADERS.some((h) => req.headers[h] !== undefined),
+    present: (req) => WORKER_V1_CREDENTIAL.present(req, WORKER_V1_HEADERS),
     authenticate,
   }
 }
 
 /** gateway.yaml `type: worker-v1` → authenticator; the secret is resolved here, once. */
-export const createWorkerV1Scheme: SchemeFactory = (name, spec: WorkerV1SchemeFile, ctx, path) => {
-  const secret = ctx.secret(path.concat('secret'), spec.secret)
-  if (secret === undefined) return undefined
-  return createWorkerV1Authenticator({ name, secret, windowMs: durationMs(spec.window ?? '5m'), roles: spec.roles ?? [], ...(spec.claims ? { claims: spec.claims } : {}) })
+export const workerV1Scheme: SchemeType<typeof schema> = {
+  type: 'worker-v1',
+  schema,
+  credential: WORKER_V1_CREDENTIAL,
+  compile(name, spec, ctx, path) {
+    const secret = ctx.secret(path.concat('secret'), spec.secret)
+    if (secret === undefined) return undefined
+    return createWorkerV1Authenticator({ name, secret, windowMs: durationMs(spec.window), roles: spec.roles ?? [], ...(spec.claims ? { claims: spec.claims } : {}) })
+  },
 }
 
 /**

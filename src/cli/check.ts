@@ -37,7 +37,7 @@ function rows(gw: Gateway): RouteRow[] {
   const out: RouteRow[] = []
   // Matched before the routes (DESIGN §3 step 2), so listed first; never forwarded.
   if (gw.join) {
-    out.push({ index: null, kind: 'join', path: gw.join.path, methods: ['POST'], upstream: null, url: null, public: false, auth: [gw.join.scheme], loopback: false, websocket: false, roles: null, rateLimit: gw.defaults.rateLimit ? { max: gw.defaults.rateLimit.max, windowMs: gw.defaults.rateLimit.windowMs, by: 'identity' } : null, concurrency: null, enforce: 'on' })
+    out.push({ index: null, kind: 'join', path: gw.join.id, methods: ['POST'], upstream: null, url: null, public: false, auth: gw.join.auth.map((a) => a.name), loopback: false, websocket: false, roles: null, rateLimit: gw.defaults.rateLimit ? { max: gw.defaults.rateLimit.max, windowMs: gw.defaults.rateLimit.windowMs, by: 'identity' } : null, concurrency: null, enforce: 'on' })
   }
   for (const r of gw.routes) {
     out.push({

@@ -3,11 +3,10 @@
 import { randomUUID, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { SignJWT } from 'jose'
-import { JWT_ROLE, JWT_SUBJECT, certificateThumbprint } from '../auth/jwt.js'
+import { JWT_ROLE, JWT_SUBJECT, certificateThumbprint, type JwtSchemeFile } from '../auth/jwt.js'
 import { jwksVerificationKeys } from '../auth/jwks.js'
 import { isRemoteJwks } from '../auth/jwks-remote.js'
 import { formatFinding, loadConfigFile } from '../config/load.js'
-import type { JwtSchemeFile } from '../config/schema.js'
 import { resolveSecret } from '../config/secrets.js'
 import { durationMs } from '../config/types.js'
 import { configPathFrom, parse, UsageError } from './args.js'
@@ -117,10 +116,10 @@ export async function run(argv: string[]): Promise<number> {
   if (spec.type !== 'jwt') return fail(`scheme "${name}" is type ${spec.type}, not jwt`)
   const jwt = spec as JwtSchemeFile
 
-  const maxTtlMs = durationMs(jwt.maxTtl ?? '15m')
+  const maxTtlMs = durationMs(jwt.maxTtl)
   const ttlMs = values.ttl === undefined ? Math.min(DEFAULT_TTL_MS, maxTtlMs) : durationMs(/[a-z]$/.test(values.ttl) ? values.ttl : Number(values.ttl))
   if (ttlMs < 1000) throw new UsageError('--ttl must be at least 1s')
-  if (ttlMs > maxTtlMs) return fail(`--ttl ${values.ttl} is longer than the scheme's maxTtl (${jwt.maxTtl ?? '15m'}): the gateway would refuse the token`)
+  if (ttlMs > maxTtlMs) return fail(`--ttl ${values.ttl} is longer than the scheme's maxTtl (${jwt.maxTtl}): the gateway would refuse the token`)
 
   let key: KeyObject | Uint8Array
   let alg: string
@@ -148,7 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const iat = Math.floor(Date.now() / 1000)
-  let builder = new SignJWT({ ...claims, ...(roles ? { [jwt.rolesClaim ?? 'roles']: roles } : {}), ...(cnf ? { cnf } : {}) })
+  let builder = new SignJWT({ ...claims, ...(roles ? { [jwt.rolesClaim]: roles } : {}), ...(cnf ? { cnf } : {}) })
     .setProtectedHeader({ alg, typ: 'JWT', ...(kid !== undefined ? { kid } : {}) })
     .setSubject(sub)
     .setIssuedAt(iat)

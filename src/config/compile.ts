@@ -3,18 +3,15 @@
 import { isIP } from 'node:net'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { GatewayConfigFile, RouteFile } from './schema.js'
-import { durationMs, sizeBytes, type CompileContext, type ConfigPath } from './types.js'
-import { isReference, isStoredDigest, resolveReference } from './secrets.js'
+import { durationMs, eachEntry, sizeBytes, type CompileContext, type ConfigPath } from './types.js'
+import { isReference, resolveReference } from './secrets.js'
+import { ERRORS } from '../errors.js'
 import { compilePathMatcher, type Routable } from '../policy/routes.js'
-import type { Authenticator } from '../auth/types.js'
-import { CredentialTable } from '../auth/static-credentials.js'
-import { createBearerAuthenticator, isB64Token } from '../auth/bearer.js'
-import { createApiKeyAuthenticator, DEFAULT_API_KEY_HEADER } from '../auth/api-key.js'
-import { SCHEME_FACTORIES } from '../auth/registry.js'
-import { IDENTITY_METHOD_FACTORIES } from '../auth/identity-methods.js'
+import type { Authenticator, CompileFacts } from '../auth/types.js'
+import { BUILT_IN_METHOD_NAMES, IDENTITY_METHODS, JOIN, LOOPBACK, recognizedCredentials, SCHEME_TYPES, type RecognizedCredentials } from '../auth/methods.js'
 import { createGroupAuthenticator } from '../auth/groups.js'
 import { compileRoles, type RoleRule } from '../auth/claims.js'
-import { compileJoin, type JoinEndpoint } from '../auth/join.js'
+import type { JoinEndpoint } from '../auth/join.js'
 import { assertionKeyProblem, compileAssertionSigner, type AssertionSigner } from '../proxy/assertion-signer.js'
 import { compileTrust, parseTrustEntry, type TrustedProxies } from '../state/client-ip.js'
 import { isCommand } from '../ucan/command.js'
@@ -110,14 +107,28 @@ export interface Gateway {
   routes: readonly CompiledRoute[]
   /** Every authenticator by the name routes use (bearer, apiKey, mtls, scheme names). */
   authenticators: ReadonlyMap<string, Authenticator>
-  /** Header names of every credential portcullis recognizes, dropped before forwarding unless kept. */
-  credentialHeaders: ReadonlySet<string>
-  /** API-key header names (for ambiguity: two of them present). */
-  apiKeyHeaders: readonly string[]
+  /** Every credential portcullis recognizes (auth/methods.ts): ambiguity, and the headers dropped before forwarding unless kept. */
+  credentials: RecognizedCredentials
   defaults: { rateLimit: RateLimitPolicy | null; authFailures: { max: number; windowMs: number } | null }
   forward: { identityHeaders: boolean; credentials: 'strip' | 'keep'; assertion?: { signer: AssertionSigner } }
-  /** DESIGN §4.7: POST <join.path>, answered before route matching. */
-  join?: JoinEndpoint
+  /** DESIGN §4.7: POST <join.path>, a route of its own matched before the routes. */
+  join?: JoinRoute
+}
+
+/** DESIGN §4.7: the join endpoint as a route, compiled with the rest: it answers itself, never forwards. */
+export interface JoinRoute {
+  /** The join path: the audit line's `route`. */
+  id: string
+  upstream: null
+  public: false
+  auth: readonly Authenticator[]
+  challenge: string
+  missingMessage: string
+  roles: null
+  rateLimit: RateLimitPolicy | null
+  loopbackAllow: false
+  websocket: false
+  endpoint: JoinEndpoint
 }
 
 export function parseListen(value: string): Listen | undefined {
@@ -130,14 +141,19 @@ export function parseListen(value: string): Listen | undefined {
   return { host, port }
 }
 
-const WORKER_V1_HEADERS = ['x-worker-id', 'x-worker-timestamp', 'x-worker-signature']
-const SIGNATURE_HEADERS = ['signature', 'signature-input']
-
-function rateLimitPolicy(spec: { max: number; window: string | number; by?: 'identity' | 'ip' } | false | undefined): RateLimitPolicy | null | undefined {
+function rateLimitPolicy(spec: { max: number; window: string | number; by: 'identity' | 'ip' } | false | undefined): RateLimitPolicy | null | undefined {
   if (spec === undefined) return undefined
   if (spec === false) return null
-  return { max: spec.max, windowMs: durationMs(spec.window), by: spec.by ?? 'identity' }
+  return { max: spec.max, windowMs: durationMs(spec.window), by: spec.by }
 }
+
+/** "bearer, apiKey or mtls". */
+function orList(names: readonly string[]): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`
+}
+
+/** Where a listen that did not parse points: that is a config error, so this gateway is never served. */
+const NOWHERE: Listen = { host: '', port: 0 }
 
 /** DESIGN §3.1: a certificate, key or CA that does not load is a config error now, not a failed handshake later. */
 function compileTls(ctx: CompileContext, cert: Buffer, key: Buffer, clientCa: Buffer | undefined): Gateway['server']['tls'] {
@@ -203,21 +219,6 @@ function countingContext(ctx: CompileContext): CompileContext & { errors(): numb
   }
 }
 
-/**
- * Compiles each entry of a list on its own: one that throws (a shape the schema already refused, since
- * compile also runs on a file with schema errors so every problem shows in one run) is an error at that
- * entry, and the others still compile.
- */
-function eachEntry<T>(ctx: CompileContext, list: readonly T[], at: (i: number) => ConfigPath, compile: (item: T, i: number) => void): void {
-  list.forEach((item, i) => {
-    try {
-      compile(item, i)
-    } catch (err) {
-      ctx.error(at(i), `could not be compiled: ${(err as Error).message}`)
-    }
-  })
-}
-
 export function compileGateway(
   raw: GatewayConfigFile,
   outer: CompileContext,
@@ -228,8 +229,8 @@ export function compileGateway(
   // Methods whose own config already gave an error: a route naming one is not another error (one root
   // cause, one error — DESIGN §1), it just does not compile.
   const broken = new Set<string>()
-  const server = raw.server!
-  const listen = parseListen(server.listen!)
+  const server = raw.server
+  const listen = parseListen(server.listen)
   if (!listen) ctx.error(['server', 'listen'], 'must be host:port, e.g. 127.0.0.1:8080 or "[::1]:8080"')
   let tls: Gateway['server']['tls']
   if (server.tls) {
@@ -239,10 +240,10 @@ export function compileGateway(
     if (cert && key && (clientCa || !server.tls.clientCa)) tls = compileTls(ctx, cert, key, clientCa)
   }
   // One body of bodyLimit must fit in the buffer budget, or every signed request would be refused.
-  if (server.bufferLimit !== undefined && server.bodyLimit !== undefined && sizeBytes(server.bufferLimit) < sizeBytes(server.bodyLimit)) {
+  if (sizeBytes(server.bufferLimit) < sizeBytes(server.bodyLimit)) {
     ctx.error(['server', 'bufferLimit'], 'must be at least server.bodyLimit')
   }
-  const trusted = compileTrustProxy(ctx, server.trustProxy ?? false)
+  const trusted = compileTrustProxy(ctx, server.trustProxy)
   let authorities: Authorities | undefined
   if (server.authorities) {
     const a = compileAuthorities(server.authorities)
@@ -251,7 +252,7 @@ export function compileGateway(
   }
   let admin: Gateway['admin']
   if (raw.admin) {
-    const a = parseListen(raw.admin.listen ?? '127.0.0.1:9901')
+    const a = parseListen(raw.admin.listen)
     if (!a) ctx.error(['admin', 'listen'], 'must be host:port, e.g. 127.0.0.1:9901')
     else if (listen && a.port !== 0 && a.port === listen.port) ctx.error(['admin', 'listen'], 'must not be the proxy port (server.listen): the admin endpoints never share it')
     else admin = { listen: a }
@@ -261,10 +262,10 @@ export function compileGateway(
   if (raw.tracing) {
     const endpoint = otlpTracesUrl(raw.tracing.otlp)
     if (!endpoint) ctx.error(['tracing', 'otlp'], 'must be an http:// or https:// URL, e.g. http://127.0.0.1:4318')
-    else tracing = { endpoint, serviceName: raw.tracing.serviceName ?? 'portcullis' }
+    else tracing = { endpoint, serviceName: raw.tracing.serviceName }
   }
 
-  const state = compileState(raw.state!, ctx, env)
+  const state = compileState(raw.state, ctx, env)
 
   const upstreams = new Map<string, Upstream>()
   const upstreamEntries = Object.entries(raw.upstreams)
@@ -279,55 +280,35 @@ export function compileGateway(
       ctx.error(['upstreams', name, 'url'], 'must be an http:// or https:// URL without query, fragment or credentials')
       return
     }
-    upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout!), connections: spec.connections ?? 128 })
+    upstreams.set(name, { name, origin: url.origin, host: url.host, basePath: url.pathname.replace(/\/$/, ''), timeoutMs: durationMs(spec.timeout), connections: spec.connections })
   })
 
-  // Identities → the identity-based methods (bearer, apiKey, mtls).
-  const tokens = new CredentialTable()
-  const apiKeys = new Map<string, CredentialTable>()
+  // Identities: their names here; each identity method (auth/methods.ts) compiles its own field of them.
+  const identities = raw.identities ?? []
   const names = new Set<string>()
-  eachEntry(ctx, raw.identities ?? [], (i) => ['identities', i], (id, i) => {
+  eachEntry(ctx, identities, (i) => ['identities', i], (id, i) => {
     const at: ConfigPath = ['identities', i]
     const nameProblem = identityNameProblem(id.name)
     if (nameProblem) ctx.error([...at, 'name'], nameProblem)
     if (names.has(id.name)) ctx.error([...at, 'name'], `duplicate identity name "${id.name}"`)
     names.add(id.name)
-    if (!id.bearer && !id.apiKey && !id.mtls) ctx.error(at, 'an identity needs bearer, apiKey or mtls')
-    const owner = { name: id.name, roles: id.roles ?? [], ...(id.claims ? { claims: id.claims } : {}) }
-    const each = (value: string | string[] | undefined, key: 'bearer' | 'apiKey', add: (secret: string, path: ConfigPath) => void) => {
-      if (value === undefined) return
-      const list = Array.isArray(value) ? value : [value]
-      list.forEach((ref, j) => {
-        const path = Array.isArray(value) ? [...at, key, j] : [...at, key]
-        const secret = isStoredDigest(ref) ? ref : ctx.secret(path, ref)
-        if (secret !== undefined) add(secret, path)
-        else broken.add(key)
-      })
-    }
-    each(id.bearer, 'bearer', (s, path) => {
-      // A token no client could send in `Authorization: Bearer` (RFC 6750 b64token) is a mistake; never echoed.
-      if (!isStoredDigest(s) && !isB64Token(s)) ctx.error(path, 'a bearer token must be RFC 6750 b64token text (letters, digits, -._~+/ then optional =)')
-      else if (!tokens.add(s, owner)) ctx.error(path, 'this token is already given to another identity')
-    })
-    const header = (id.apiKeyHeader ?? DEFAULT_API_KEY_HEADER).toLowerCase()
-    each(id.apiKey, 'apiKey', (s, path) => {
-      let table = apiKeys.get(header)
-      if (!table) apiKeys.set(header, (table = new CredentialTable()))
-      if (!table.add(s, owner)) ctx.error(path, 'this API key is already given to another identity')
-    })
+    if (!IDENTITY_METHODS.some((m) => (id as Record<string, unknown>)[m.name] !== undefined)) ctx.error(at, `an identity needs ${orList(IDENTITY_METHODS.map((m) => m.name))}`)
   })
-
+  const facts: CompileFacts = { clientCa: Boolean(server.tls?.clientCa) }
   const authenticators = new Map<string, Authenticator>()
-  if (tokens.size) authenticators.set('bearer', createBearerAuthenticator(tokens))
-  if (apiKeys.size) authenticators.set('apiKey', createApiKeyAuthenticator(apiKeys))
-  for (const [method, factory] of Object.entries(IDENTITY_METHOD_FACTORIES)) {
+  for (const method of IDENTITY_METHODS) {
     const before = ctx.errors()
-    const a = factory(raw, ctx)
-    if (a) authenticators.set(method, a)
-    if (ctx.errors() > before) broken.add(method)
+    try {
+      const a = method.compile(identities, ctx, facts)
+      if (a) authenticators.set(method.name, a)
+    } catch (err) {
+      ctx.error(['identities'], `could not be compiled: ${(err as Error).message}`)
+    }
+    if (ctx.errors() > before) broken.add(method.name)
   }
+  const reserved = new Set(BUILT_IN_METHOD_NAMES)
   for (const [name, spec] of Object.entries(raw.schemes ?? {})) {
-    if (authenticators.has(name) || name === 'mtls') {
+    if (reserved.has(name)) {
       ctx.error(['schemes', name], `scheme name "${name}" is reserved for a built-in method`)
       continue
     }
@@ -337,20 +318,17 @@ export function compileGateway(
       ctx.error(['schemes', name], schemeProblem)
       continue
     }
-    const factory = SCHEME_FACTORIES[spec.type]
-    if (!factory) {
+    const type = SCHEME_TYPES.find((t) => t.type === spec.type)
+    if (!type) {
       ctx.error(['schemes', name, 'type'], `scheme type "${spec.type}" is not available in this build`)
       broken.add(name)
       continue
     }
     const before = ctx.errors()
-    // DESIGN §4.9: a bound token needs a verified client certificate, which needs a client CA.
-    if ((spec as { bindCertificate?: boolean }).bindCertificate === true && !raw.server?.tls?.clientCa) {
-      ctx.error(['schemes', name, 'bindCertificate'], 'bindCertificate needs server.tls.clientCa (tokens are bound to verified client certificates)')
-    }
     let a: Authenticator | undefined
     try {
-      a = factory(name, spec, ctx, ['schemes', name])
+      // The entry passed its type's schema (load.ts): it is that type's Filled spec.
+      a = type.compile(name, spec as never, ctx, ['schemes', name], facts)
     } catch (err) {
       ctx.error(['schemes', name], `could not be compiled: ${(err as Error).message}`)
     }
@@ -358,21 +336,40 @@ export function compileGateway(
     else broken.add(name)
   }
 
-  const forwardSpec = raw.forward ?? {}
-  const identityHeaders = forwardSpec.identityHeaders ?? true
-  const credentials = forwardSpec.credentials ?? 'strip'
+  const forwardSpec = raw.forward
+  const identityHeaders = forwardSpec.identityHeaders
+  const credentials = forwardSpec.credentials
   let assertion: Gateway['forward']['assertion']
   if (forwardSpec.assertion) {
     const keyPem = ctx.secret(['forward', 'assertion', 'key'], forwardSpec.assertion.key)
     const problem = keyPem === undefined ? undefined : assertionKeyProblem(keyPem)
     if (problem) ctx.error(['forward', 'assertion', 'key'], problem)
-    else if (keyPem) assertion = { signer: compileAssertionSigner(keyPem, durationMs(forwardSpec.assertion.ttl!)) }
+    else if (keyPem) assertion = { signer: compileAssertionSigner(keyPem, durationMs(forwardSpec.assertion.ttl)) }
   }
-  const join = compileJoin(raw, ctx, authenticators)
 
-  const defaultRateLimit = rateLimitPolicy(raw.defaults?.rateLimit) ?? null
-  const af = raw.defaults?.authFailures
+  const defaultRateLimit = rateLimitPolicy(raw.defaults.rateLimit) ?? null
+  const af = raw.defaults.authFailures
   const authFailures = af ? { max: af.max, windowMs: durationMs(af.window) } : null
+
+  // DESIGN §4.7: the join endpoint is a route of its own, matched before the others.
+  let join: JoinRoute | undefined
+  const joined = raw.join ? JOIN.compile(raw.join, raw.schemes ?? {}, ctx, authenticators) : undefined
+  if (joined) {
+    const { endpoint, authenticator } = joined
+    join = {
+      id: endpoint.path,
+      upstream: null,
+      public: false,
+      auth: [authenticator],
+      challenge: authenticator.challenge,
+      missingMessage: ERRORS.MISSING_CREDENTIALS.message,
+      roles: null,
+      rateLimit: defaultRateLimit,
+      loopbackAllow: false,
+      websocket: false,
+      endpoint,
+    }
+  }
 
   const known = [...authenticators.keys(), ...broken]
   const routes: CompiledRoute[] = []
@@ -394,7 +391,8 @@ export function compileGateway(
     const lookup = (name: string, path: ConfigPath): Authenticator | undefined => {
       const a = authenticators.get(name)
       if (!a && !broken.has(name)) {
-        const hint = name === 'bearer' || name === 'apiKey' || name === 'mtls' ? ` (no identity has ${name === 'mtls' ? 'an mtls subject/san' : `a ${name}`})` : ''
+        const method = IDENTITY_METHODS.find((m) => m.name === name)
+        const hint = method ? ` (${method.unused})` : ''
         ctx.error(path, `unknown auth method "${name}"${hint}; known: ${known.join(', ') || 'none'}`)
       }
       return a
@@ -418,7 +416,8 @@ export function compileGateway(
         else auth.push(createGroupAuthenticator(members as Authenticator[]))
       }
     })
-    const ucan = (spec.auth ?? []).flat().some((name) => raw.schemes?.[name]?.type === 'ucan')
+    // DESIGN §4.8: a route accepting a ucan scheme serves one command.
+    const ucan = (spec.auth ?? []).flat().some((name) => SCHEME_TYPES.find((t) => t.type === raw.schemes?.[name]?.type)?.routeCommand === true)
     if (ucan && spec.command === undefined) ctx.error(at, 'a route that accepts a ucan scheme needs `command` (the UCAN command invoked here)')
     if (!ucan && spec.command !== undefined) ctx.error([...at, 'command'], '`command` applies only to a route that accepts a ucan scheme')
     if (spec.command !== undefined && !isCommand(spec.command)) ctx.error([...at, 'command'], 'must be a UCAN command: lowercase, starting with /, no trailing or double /')
@@ -439,30 +438,27 @@ export function compileGateway(
       command: ucan ? (spec.command ?? null) : null,
       // `rateLimit: false` (null) turns the limit off for this route; only an absent key takes the default.
       rateLimit: spec.rateLimit === undefined ? defaultRateLimit : rateLimitPolicy(spec.rateLimit)!,
-      concurrency: spec.concurrency ? { max: spec.concurrency.max, by: spec.concurrency.by ?? 'identity' } : null,
+      concurrency: spec.concurrency ? { max: spec.concurrency.max, by: spec.concurrency.by } : null,
       websocket: spec.websocket === true,
-      loopbackAllow: spec.loopback === 'allow',
+      loopbackAllow: LOOPBACK.compile(spec),
       credentials: spec.forward?.credentials ?? credentials,
       identityHeaders: spec.forward?.identityHeaders ?? identityHeaders,
-      enforce: spec.enforce ?? raw.defaults?.enforce ?? 'on',
+      enforce: spec.enforce ?? raw.defaults.enforce,
       position: positionOf(at),
       spec,
     })
   })
 
-  const apiKeyHeaders = [...new Set([DEFAULT_API_KEY_HEADER, ...apiKeys.keys()])]
-  const credentialHeaders = new Set(['authorization', ...apiKeyHeaders, ...WORKER_V1_HEADERS, ...SIGNATURE_HEADERS, ...[...authenticators.values()].flatMap((a) => a.credentialHeaders)])
-
   return {
     file: ctx.file,
     raw,
     server: {
-      listen: listen ?? { host: '127.0.0.1', port: 8080 },
-      bodyLimit: sizeBytes(server.bodyLimit!),
-      requestTimeoutMs: durationMs(server.requestTimeout!),
-      bufferLimit: sizeBytes(server.bufferLimit ?? '256mb'),
-      shutdownGraceMs: durationMs(server.shutdownGrace!),
-      trustProxy: server.trustProxy ?? false,
+      listen: listen ?? NOWHERE,
+      bodyLimit: sizeBytes(server.bodyLimit),
+      requestTimeoutMs: durationMs(server.requestTimeout),
+      bufferLimit: sizeBytes(server.bufferLimit),
+      shutdownGraceMs: durationMs(server.shutdownGrace),
+      trustProxy: server.trustProxy,
       trusted,
       ...(authorities ? { authorities } : {}),
       ...(tls ? { tls } : {}),
@@ -473,8 +469,7 @@ export function compileGateway(
     upstreams,
     routes,
     authenticators,
-    credentialHeaders,
-    apiKeyHeaders,
+    credentials: recognizedCredentials(authenticators.values()),
     defaults: { rateLimit: defaultRateLimit, authFailures },
     forward: { identityHeaders, credentials, ...(assertion ? { assertion } : {}) },
     ...(join ? { join } : {}),

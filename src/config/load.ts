@@ -2,6 +2,7 @@
 // Every problem becomes one Finding with file, line and column; values of secrets are never quoted.
 import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
+import { Value } from '@sinclair/typebox/value'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml'
 import { GatewayConfigSchema, SCHEME_SCHEMAS, type GatewayConfigFile } from './schema.js'
 import type { CompileContext, ConfigPath } from './types.js'
@@ -26,8 +27,11 @@ export function formatFinding(f: Finding): string {
 }
 
 // verbose: errors carry their parentSchema, whose description and consts make the messages below.
+// useDefaults: validating fills in every default the schema declares, except inside a union (ajv cannot
+// know the branch, e.g. `rateLimit: {…} | false`): a part that validated gets those from TypeBox's
+// Value.Default, which picks the branch that checks. Defaults live in the schema only.
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
-const validateFile = ajv.compile<GatewayConfigFile>(GatewayConfigSchema)
+const validateFile = ajv.compile<unknown>(GatewayConfigSchema)
 const validateScheme = Object.fromEntries(Object.entries(SCHEME_SCHEMAS).map(([k, s]) => [k, ajv.compile(s)]))
 
 /** `routes[2].auth[0]` from ['routes', 2, 'auth', 0]. */
@@ -204,21 +208,27 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
       push(errors, 'error', d.path, d.message, d.key)
       refused.push(d.path)
     }
-  }
+  } else Value.Default(GatewayConfigSchema, data)
   // Scheme bodies are checked even when the rest of the file has problems: every problem, one run.
   const schemes = isObject(data) && isObject(data.schemes) ? data.schemes : {}
   for (const [name, spec] of Object.entries(schemes)) {
-    const validate = isObject(spec) && typeof spec.type === 'string' && Object.hasOwn(validateScheme, spec.type) ? validateScheme[spec.type]! : undefined
+    const type = isObject(spec) && typeof spec.type === 'string' && Object.hasOwn(validateScheme, spec.type) ? spec.type : undefined
+    const validate = type === undefined ? undefined : validateScheme[type]!
     if (validate && !validate(spec)) {
       for (const d of describeAjvErrors(validate.errors ?? [], ['schemes', name])) {
         push(errors, 'error', d.path, d.message, d.key)
         refused.push(d.path)
       }
-    }
+    } else if (type !== undefined) Value.Default(SCHEME_SCHEMAS[type]!, spec)
   }
   const schemaFailed = errors.length > 0
   // A refusal of the whole document (not a map, a required top-level key missing) leaves nothing to compile.
   if (refused.some((p) => p.length === 0) || !isObject(data)) return { ok: false, errors, warnings }
+  // A section with a default that the schema refused as a whole (`forward:` left empty is null) is compiled
+  // as absent, with its defaults (validating again fills them in); compile stays quiet about it anyway.
+  const shapeless = Object.entries(GatewayConfigSchema.properties).filter(([key, part]) => part.default !== undefined && data[key] !== undefined && !isObject(data[key]))
+  for (const [key] of shapeless) delete data[key]
+  if (shapeless.length > 0) validateFile(data)
   /** In a section (`routes[3]`, `schemes.x`, `server.tls`) the schema already refused: stay quiet there. */
   const quiet = (path: ConfigPath) =>
     refused.some((p) => {

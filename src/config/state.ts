@@ -1,20 +1,18 @@
 // The `state:` section of gateway.yaml: its schema part and its compilation into the options of createState.
 // Checks the Redis shape (url | sentinels + name | cluster) at load; never prints the url (it may hold a password).
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { storeErrorPolicy, type OnStoreError } from '../state/resilient.js'
 import type { RedisNode, RedisTarget } from '../state/redis.js'
+import { defaulted, Duration, Strict, type Filled } from './schema-parts.js'
 import { durationMs, type CompileContext } from './types.js'
 import { isReference, resolveReference } from './secrets.js'
 
-const Strict = { additionalProperties: false } as const
 const Mode = Type.Union([Type.Literal('deny'), Type.Literal('allow'), Type.Literal('local')])
-const Duration = (def: string) =>
-  Type.Union([Type.String({ pattern: '^[0-9]+(ms|s|m|h|d)$' }), Type.Integer({ minimum: 0 })], { description: 'duration such as 500ms, 10s, 5m, 1h', default: def })
 const Node = Type.String({ minLength: 3, description: 'host:port or redis://host:port' })
 
 export const StateSchema = Type.Object(
   {
-    store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory' })),
+    store: Type.Optional(defaulted(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory' }))),
     redis: Type.Optional(
       Type.Object(
         {
@@ -22,7 +20,7 @@ export const StateSchema = Type.Object(
           sentinels: Type.Optional(Type.Array(Node, { minItems: 1, description: 'Redis Sentinel addresses (host:port)' })),
           name: Type.Optional(Type.String({ minLength: 1, description: 'the primary name the sentinels monitor' })),
           cluster: Type.Optional(Type.Array(Node, { minItems: 1, description: 'Redis Cluster seed nodes (one is enough)' })),
-          prefix: Type.Optional(Type.String({ default: 'portcullis:' })),
+          prefix: Type.Optional(defaulted(Type.String({ default: 'portcullis:' }))),
         },
         Strict,
       ),
@@ -33,13 +31,13 @@ export const StateSchema = Type.Object(
         description: 'deny | allow | local, or { replay, rateLimit }; default { replay: deny, rateLimit: local }',
       }),
     ),
-    replicas: Type.Optional(Type.Integer({ minimum: 1, default: 1 })),
-    maxEntries: Type.Optional(Type.Integer({ minimum: 1, default: 1000000 })),
+    replicas: Type.Optional(defaulted(Type.Integer({ minimum: 1, default: 1 }))),
+    maxEntries: Type.Optional(defaulted(Type.Integer({ minimum: 1, default: 1000000 }))),
   },
   Strict,
 )
 
-export type StateFile = Static<typeof StateSchema>
+export type StateFile = Filled<typeof StateSchema>
 
 export interface CompiledState {
   store: 'memory' | 'redis'
@@ -81,7 +79,7 @@ export function compileState(state: StateFile, ctx: CompileContext, env: NodeJS.
       else if (!/^rediss?:\/\//.test(r.value) || !URL.canParse(r.value)) ctx.error(['state', 'redis', 'url'], 'must be a redis:// or rediss:// URL')
       else url = r.value
     }
-    const prefix = spec.prefix ?? 'portcullis:'
+    const prefix = spec.prefix
     const sentinels = nodes(ctx, 'sentinels', spec.sentinels)
     const cluster = nodes(ctx, 'cluster', spec.cluster)
     let ok = true
@@ -106,11 +104,11 @@ export function compileState(state: StateFile, ctx: CompileContext, env: NodeJS.
   }
   if (state.store === 'redis' && !spec) ctx.error(['state', 'store'], 'store: redis needs state.redis (url, sentinels + name, or cluster)')
   return {
-    store: state.store ?? 'memory',
+    store: state.store,
     ...(redis ? { redis } : {}),
-    timeoutMs: durationMs(state.timeout ?? '1s'),
+    timeoutMs: durationMs(state.timeout),
     onStoreError: storeErrorPolicy(state.onStoreError),
-    replicas: state.replicas ?? 1,
-    maxEntries: state.maxEntries ?? 1_000_000,
+    replicas: state.replicas,
+    maxEntries: state.maxEntries,
   }
 }

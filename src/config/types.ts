@@ -33,3 +33,18 @@ export function sizeBytes(value: string | number): number {
   const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[m[2] as 'b' | 'kb' | 'mb' | 'gb']
   return Number(m[1]) * unit
 }
+
+/**
+ * Compiles each entry of a list on its own: one that throws (a shape the schema already refused, since
+ * compile also runs on a file with schema errors so every problem shows in one run) is an error at that
+ * entry, and the others still compile.
+ */
+export function eachEntry<T>(ctx: CompileContext, list: readonly T[], at: (i: number) => ConfigPath, compile: (item: T, i: number) => void): void {
+  list.forEach((item, i) => {
+    try {
+      compile(item, i)
+    } catch (err) {
+      ctx.error(at(i), `could not be compiled: ${(err as Error).message}`)
+    }
+  })
+}

@@ -1,6 +1,7 @@
 // The audit trail: exactly one `auth` line per request decision (DESIGN §6), and the hook that
 // metrics hang off. Credentials appear only as fingerprints; nothing here sees a raw secret.
 import type { Logger } from 'pino'
+import { CREDENTIAL_HEADERS } from '../auth/methods.js'
 
 export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay' | 'report'
 
@@ -48,5 +49,5 @@ export function createAuditLog(logger: Logger): DecisionListener {
   }
 }
 
-/** Headers whose values are never logged, should a log line ever include request headers. */
-export const REDACTED_HEADERS = ['authorization', 'x-api-key', 'x-worker-signature', 'signature', 'cookie', 'proxy-authorization']
+/** Headers whose values are never logged, should a log line ever include request headers: every auth method's (auth/methods.ts), cookies, proxy credentials. */
+export const REDACTED_HEADERS = [...CREDENTIAL_HEADERS, 'cookie', 'proxy-authorization']

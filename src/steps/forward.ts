@@ -4,8 +4,8 @@
 import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { CompiledRoute } from '../config/compile.js'
-import type { Exchange, JoinRoute } from '../exchange.js'
+import type { CompiledRoute, JoinRoute } from '../config/compile.js'
+import type { Exchange } from '../exchange.js'
 import { forwardHeaders } from '../proxy/headers.js'
 import { forwardingPeer } from '../policy/client-address.js'
 import { answerJoin } from './join.js'
@@ -22,7 +22,7 @@ export function respondJoin(x: Exchange, route: JoinRoute, res: ServerResponse):
 
 function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upgrade: boolean, extra: Record<string, string> | undefined) {
   const headers = forwardHeaders(req.headers, {
-    strip: route.credentials === 'strip' ? x.gw.credentialHeaders : null,
+    strip: route.credentials === 'strip' ? x.gw.credentials.headers : null,
     // Identity headers only for a request that was (or, on a report-only route, would have been) allowed.
     ...(x.identity && !x.wouldRefuse ? { identity: x.identity } : {}),
     setIdentityHeaders: route.identityHeaders,

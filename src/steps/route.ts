@@ -4,7 +4,6 @@ import type { IncomingMessage } from 'node:http'
 import type { Denial, Exchange } from '../exchange.js'
 import { splitCanonicalTarget } from '../policy/canonical-path.js'
 import { matchRoute } from '../policy/routes.js'
-import { joinRoute } from './join.js'
 
 export function checkPath(x: Exchange, req: IncomingMessage): Denial | undefined {
   const target = splitCanonicalTarget(req.url ?? '')
@@ -15,7 +14,7 @@ export function checkPath(x: Exchange, req: IncomingMessage): Denial | undefined
 }
 
 export function findRoute(x: Exchange): Denial | undefined {
-  const join = joinRoute(x.gw)
+  const join = x.gw.join
   if (join && x.path === join.id) {
     x.route = join
     return x.method === 'POST' ? undefined : { code: 'METHOD_NOT_ALLOWED', headers: { allow: 'POST' } }

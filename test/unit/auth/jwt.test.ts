@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { IncomingMessage } from 'node:http'
 import { SignJWT, type JWTPayload } from 'jose'
-import { createJwtAuthenticator, createJwtScheme } from '../../../src/auth/jwt.js'
+import { createJwtAuthenticator, jwtScheme } from '../../../src/auth/jwt.js'
 import { jwksVerificationKeys } from '../../../src/auth/jwks.js'
 import { tokenFingerprint } from '../../../src/auth/credential.js'
 import type { AuthOutcome, AuthRequest, Authenticator } from '../../../src/auth/types.js'
@@ -237,7 +237,7 @@ t.test('config: exactly one of secret / jwks; jwks problems are config errors', 
   r = loadConfigText(base(`    type: jwt\n    jwks: ${join(dir, 'missing.json')}`), join(dir, 'f.yaml'), env)
   t.equal(r.ok, false)
   if (!r.ok) t.match(r.errors[0]!.message, /cannot read .*ENOENT/)
-  t.type(createJwtScheme, 'function')
+  t.equal(jwtScheme.type, 'jwt')
 })
 
 t.test('the sub of a refused token was logged as the identity: it is only `claimed`', async (t) => {

@@ -3,7 +3,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { parseDictionary, serializeDictionary, serializeInnerList, type InnerList } from 'structured-headers'
-import { createRfc9421Authenticator, createRfc9421Scheme, replayKey } from '../../../src/auth/rfc9421.js'
+import { createRfc9421Authenticator, replayKey, rfc9421Scheme } from '../../../src/auth/rfc9421.js'
 import { buildSignatureBase, hmacSha256, parseSignatureFields, signatureFieldValues } from '../../../src/auth/signature-base.js'
 import { computeContentDigest } from '../../../src/auth/content-digest.js'
 import { deriveKey } from '../../../src/auth/derive.js'
@@ -337,12 +337,12 @@ t.test('factory: secrets through the context, errors reported there', async (t) 
     readFile: () => undefined,
   }
   const path = ['schemes', 'signed']
-  const a = createRfc9421Scheme('signed', { type: 'rfc9421', window: '60s', keys: { 'worker-7': '${env:K7}' }, derive: '${env:M}', revoked: ['worker-3'], roles: ['worker'] }, ctx, path)
+  const a = rfc9421Scheme.compile('signed', { type: 'rfc9421', window: '60s', keys: { 'worker-7': '${env:K7}' }, derive: '${env:M}', revoked: ['worker-3'], roles: ['worker'] }, ctx, path, { clientCa: false })
   t.ok(a)
   t.equal(code(await a!.authenticate(request(signed({})))), 'identity')
-  t.equal(createRfc9421Scheme('signed', { type: 'rfc9421', window: '60s', keys: { 'worker-7': '${env:NOPE}' } }, ctx, path), undefined)
-  t.equal(createRfc9421Scheme('signed', { type: 'rfc9421', window: '60s' }, ctx, path), undefined)
-  t.equal(createRfc9421Scheme('signed', { type: 'rfc9421', window: '60s', keys: { 'bad id': '${env:K7}' } }, ctx, path), undefined)
+  t.equal(rfc9421Scheme.compile('signed', { type: 'rfc9421', window: '60s', keys: { 'worker-7': '${env:NOPE}' } }, ctx, path, { clientCa: false }), undefined)
+  t.equal(rfc9421Scheme.compile('signed', { type: 'rfc9421', window: '60s' }, ctx, path, { clientCa: false }), undefined)
+  t.equal(rfc9421Scheme.compile('signed', { type: 'rfc9421', window: '60s', keys: { 'bad id': '${env:K7}' } }, ctx, path, { clientCa: false }), undefined)
   t.same(errors, [
     'schemes.signed.keys.worker-7: unresolved',
     'schemes.signed: an rfc9421 scheme needs `keys`, `derive`, or both',

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { createWorkerV1Authenticator, createWorkerV1Scheme, replayKey } from '../../../src/auth/worker-v1.js'
+import { createWorkerV1Authenticator, replayKey, workerV1Scheme } from '../../../src/auth/worker-v1.js'
 import { signWorkerV1 } from '../../../src/client/worker-v1.js'
 import type { AuthOutcome, AuthRequest } from '../../../src/auth/types.js'
 import type { CompileContext, ConfigPath } from '../../../src/config/types.js'
@@ -138,10 +138,10 @@ t.test('factory resolves the secret through the context', async (t) => {
     secret: (p: ConfigPath, ref: string) => (ref === '${env:S}' ? SECRET : (errors.push(`${p.join('.')}: unresolved`), undefined)),
     readFile: () => undefined,
   }
-  const a = createWorkerV1Scheme('workers', { type: 'worker-v1', secret: '${env:S}', window: '1m', roles: ['worker'] }, ctx, ['schemes', 'workers'])
+  const a = workerV1Scheme.compile('workers', { type: 'worker-v1', secret: '${env:S}', window: '1m', roles: ['worker'] }, ctx, ['schemes', 'workers'], { clientCa: false })
   t.ok(a)
   t.equal((a!.authenticate(request(headers('w', String(NOW - 60_000)))) as AuthOutcome).kind, 'identity')
   t.equal((a!.authenticate(request(headers('w', String(NOW - 60_001)))) as AuthOutcome).kind, 'deny')
-  t.equal(createWorkerV1Scheme('workers', { type: 'worker-v1', secret: '${env:NOPE}', window: '5m' }, ctx, ['schemes', 'workers']), undefined)
+  t.equal(workerV1Scheme.compile('workers', { type: 'worker-v1', secret: '${env:NOPE}', window: '5m' }, ctx, ['schemes', 'workers'], { clientCa: false }), undefined)
   t.same(errors, ['schemes.workers.secret: unresolved'])
 })

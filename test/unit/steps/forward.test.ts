@@ -9,7 +9,7 @@ import { checkCredentials, checkRoles } from '../../../src/steps/authenticate.js
 import { checkReplayAndLimit } from '../../../src/steps/limits.js'
 import { checkPath, findRoute } from '../../../src/steps/route.js'
 import type { CompiledRoute } from '../../../src/config/compile.js'
-import type { JoinRoute } from '../../../src/exchange.js'
+import type { JoinRoute } from '../../../src/config/compile.js'
 import type { ForwardRequest, ForwardResult, UpstreamPools } from '../../../src/proxy/forward.js'
 import { deriveKey } from '../../../src/auth/derive.js'
 import { JOIN_PATH, MASTER, OPS_TOKEN, READER_TOKEN, exchangeFor, fakeRequest, testRuntime, type FakeRequestOptions, type TestRuntime } from './fakes.js'

@@ -1,17 +1,16 @@
-// The join endpoint as a route (src/steps/join.ts): built once per config, never forwarded, and its last
+// The join endpoint as a route (compiled at load in src/config/compile.ts), never forwarded, and its last
 // step answers with the worker's key — wrapped for the worker's X25519 key, or in clear — or 400 for a
 // body it cannot use. The authenticator in front of it is covered by test/unit/auth/join*.test.ts.
 import t from 'tap'
-import { answerJoin, joinRoute } from '../../../src/steps/join.js'
+import { answerJoin } from '../../../src/steps/join.js'
 import { generateX25519, unwrapWorkerKey, type WrappedJoinAnswer } from '../../../src/auth/join-wrap.js'
 import { deriveKey } from '../../../src/auth/derive.js'
 import { JOIN_PATH, MASTER, exchangeFor, fakeRequest, loadGateway, testRuntime } from './fakes.js'
 
-t.test('joinRoute: one route per config, at the join path, answered locally; none without join:', async (t) => {
+t.test('the join route: compiled with the config, at the join path, answered locally; none without join:', async (t) => {
   const rt = await testRuntime()
-  const route = joinRoute(rt.gateway)
-  t.ok(route)
-  t.equal(joinRoute(rt.gateway), route, 'built once per config')
+  const route = rt.gateway.join
+  t.ok(route, 'there as soon as the config loaded: nothing is built on the request path')
   t.match(route, { id: JOIN_PATH, upstream: null, public: false, roles: null, loopbackAllow: false, websocket: false })
   t.equal(route!.auth.length, 1)
   t.match(route!.challenge, /\S/, 'a 401 names what it accepts')
@@ -25,12 +24,12 @@ routes:
 `,
     {},
   )
-  t.equal(joinRoute(plain), undefined)
+  t.equal(plain.join, undefined)
 })
 
 t.test('answerJoin: a wrapped key only the worker can unwrap; in clear without publicKey', async (t) => {
   const rt = await testRuntime()
-  const route = joinRoute(rt.gateway)!
+  const route = rt.gateway.join!
   const worker = generateX25519()
   const { x } = exchangeFor(rt, fakeRequest({ method: 'POST', url: JOIN_PATH }))
   x.body = Buffer.from(JSON.stringify({ keyid: 'node-1', publicKey: worker.publicKey }))
@@ -48,7 +47,7 @@ t.test('answerJoin: a wrapped key only the worker can unwrap; in clear without p
 
 t.test('answerJoin: a body it cannot use is 400 BAD_REQUEST with a reason, never a throw', async (t) => {
   const rt = await testRuntime()
-  const route = joinRoute(rt.gateway)!
+  const route = rt.gateway.join!
   const { x } = exchangeFor(rt, fakeRequest({ method: 'POST', url: JOIN_PATH }))
   const bodies: Array<[Buffer | undefined, RegExp]> = [
     [undefined, /JSON/],
