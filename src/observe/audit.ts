@@ -1,6 +1,6 @@
 // The audit trail: exactly one `auth` line per request decision (DESIGN §6), and the hook that
 // metrics hang off. Credentials appear only as fingerprints; nothing here sees a raw secret.
-import type { Logger } from 'pino'
+import { pino, type Logger } from 'pino'
 import { CREDENTIAL_HEADERS } from '../auth/methods.js'
 
 export type AuditEvent = 'allow' | 'deny' | 'ratelimit' | 'replay' | 'report'
@@ -42,10 +42,36 @@ export interface DecisionListener {
 }
 
 export function createAuditLog(logger: Logger): DecisionListener {
+  const write = auditLineWriter(logger)
   return {
-    decision(record) {
-      logger.info(record, 'auth')
-    },
+    decision: write ?? ((record) => logger.info(record, 'auth')),
+  }
+}
+
+/**
+ * The `auth` line exactly as `logger.info(record, 'auth')` writes it — level, time, the logger's bindings,
+ * the record's fields in order, msg — serialized by one JSON.stringify and handed to the logger's own
+ * destination. pino's generic serializer (per key, by string concatenation) was the largest allocation of
+ * a request (docs/performance.md). undefined when the logger is configured in a way this does not
+ * reproduce (mixins, formatters, hooks, a message key other than msg): then pino writes the line itself.
+ */
+function auditLineWriter(logger: Logger): ((record: AuditRecord) => void) | undefined {
+  const s = pino.symbols
+  const l = logger as unknown as Record<symbol, unknown>
+  const stream = l[s.streamSym] as { write(line: string): unknown } | undefined
+  const time = l[s.timeSym] as (() => string) | undefined
+  const chindings = l[s.chindingsSym]
+  const formatters = l[s.formattersSym] as { level?: (label: string, n: number) => object; bindings?: unknown; log?: (o: object) => object } | undefined
+  const hooks = l[s.hooksSym] as { logMethod?: unknown; streamWrite?: unknown } | undefined
+  if (typeof stream?.write !== 'function' || typeof time !== 'function' || typeof chindings !== 'string') return undefined
+  if (l[s.mixinSym] || hooks?.logMethod || hooks?.streamWrite || l[s.messageKeySym] !== 'msg' || l[s.nestedKeySym]) return undefined
+  // pino's default formatters only: the level as its number, the object as given.
+  const level = formatters?.level?.('info', logger.levels.values.info!)
+  if (JSON.stringify(level) !== `{"level":${logger.levels.values.info}}` || formatters?.log !== undefined) return undefined
+  const head = `{"level":${logger.levels.values.info}`
+  return (record) => {
+    if (!logger.isLevelEnabled('info')) return
+    stream.write(head + time() + chindings + ',' + JSON.stringify(record).slice(1, -1) + ',"msg":"auth"}\n')
   }
 }
 

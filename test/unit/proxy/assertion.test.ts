@@ -107,3 +107,12 @@ t.test('verifyAssertion accepts exactly the request it was made for', async (t) 
   const resigned = `${plainJwt}.${p}.` + sign(null, Buffer.from(`${plainJwt}.${p}`), privateKey).toString('base64url')
   t.throws(() => verifyAssertion(resigned, ok), /typ/, 'another token type, even signed by the same key')
 })
+
+t.test('the kid is what jose computes as the RFC 7638 thumbprint (ours is synchronous, for the config compile)', async (t) => {
+  const { calculateJwkThumbprint } = await import('jose')
+  const { generateKeyPairSync } = await import('node:crypto')
+  for (let i = 0; i < 8; i++) {
+    const jwk = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' })
+    t.equal(jwkThumbprint(jwk), await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0], 'sha256'))
+  }
+})
