@@ -181,7 +181,7 @@ async function load(spec: LoadSpec): Promise<LoadOut> {
 /** Invocations for one phase, minted before it starts (in this process, not in the measured one). */
 function mintPool(s: Scenario, seconds: number): string | undefined {
   if (!s.mint) return undefined
-  const count = Math.ceil(seconds * Number(process.env.BENCH_UCAN_RATE ?? 2500))
+  const count = Math.ceil(seconds * Number(process.env.BENCH_UCAN_RATE ?? 6000))
   const file = join(logDir, `pool-${randomBytes(4).toString('hex')}.jsonl`)
   const lines: string[] = []
   for (let i = 0; i < count; i++) lines.push(JSON.stringify(s.mint()))

@@ -13,41 +13,64 @@ export interface Reply {
   abort(): void
 }
 
-export function responseReply(res: ServerResponse): Reply {
-  return {
-    get started() {
-      return res.headersSent
-    },
-    json(status, body, headers, close) {
-      if (res.headersSent) return void res.destroy()
-      const h: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }
-      if (close) {
-        h['connection'] = 'close'
-        markClosing(res.socket)
-      }
-      res.writeHead(status, h)
-      res.end(body)
-    },
-    abort: () => void res.destroy(),
+// Classes, not object literals with a getter: V8 gives each such literal a hidden class of its own, held in
+// old space, and that map kept every request's response alive through the young-generation collections —
+// a third of all allocation was promoted and collected again (docs/performance.md).
+
+class ResponseReply implements Reply {
+  constructor(private readonly res: ServerResponse) {}
+
+  get started(): boolean {
+    return this.res.headersSent
+  }
+
+  json(status: number, body: string, headers: OutgoingHttpHeaders, close: boolean): void {
+    const res = this.res
+    if (res.headersSent) return void res.destroy()
+    const h: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers }
+    if (close) {
+      h['connection'] = 'close'
+      markClosing(res.socket)
+    }
+    res.writeHead(status, h)
+    res.end(body)
+  }
+
+  abort(): void {
+    this.res.destroy()
   }
 }
 
-export function socketReply(socket: Socket): Reply {
-  let started = false
-  return {
-    get started() {
-      return started
-    },
-    json(status, body, headers) {
-      if (started || !socket.writable) return void socket.destroy()
-      started = true
-      markClosing(socket)
-      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
-      for (const [k, v] of Object.entries(headers)) if (v !== undefined) head += `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}\r\n`
-      socket.end(`${head}connection: close\r\n\r\n${body}`)
-    },
-    abort: () => void socket.destroy(),
+class SocketReply implements Reply {
+  private sent = false
+
+  constructor(private readonly socket: Socket) {}
+
+  get started(): boolean {
+    return this.sent
   }
+
+  json(status: number, body: string, headers: OutgoingHttpHeaders): void {
+    const socket = this.socket
+    if (this.sent || !socket.writable) return void socket.destroy()
+    this.sent = true
+    markClosing(socket)
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
+    for (const [k, v] of Object.entries(headers)) if (v !== undefined) head += `${k}: ${Array.isArray(v) ? v.join(', ') : String(v)}\r\n`
+    socket.end(`${head}connection: close\r\n\r\n${body}`)
+  }
+
+  abort(): void {
+    this.socket.destroy()
+  }
+}
+
+export function responseReply(res: ServerResponse): Reply {
+  return new ResponseReply(res)
+}
+
+export function socketReply(socket: Socket): Reply {
+  return new SocketReply(socket)
 }
 
 const kClosing = Symbol('portcullis.closing')
