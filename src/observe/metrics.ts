@@ -125,26 +125,51 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
     identity: string
     fingerprint: string
     series: { value: number }
+    /** The least-recently-used order, as a list threaded through the entries (no per-use allocation). */
+    older: CredentialSeries | undefined
+    newer: CredentialSeries | undefined
   }
-  // Insertion order = least recently used first (an entry is re-inserted on every use).
-  const credentialSeries = new Map<string, CredentialSeries>()
+  // identity → fingerprint → series; `oldest` … `newest` is the use order.
+  const credentialSeries = new Map<string, Map<string, CredentialSeries>>()
+  let count = 0
+  let oldest: CredentialSeries | undefined
+  let newest: CredentialSeries | undefined
+  const unlink = (s: CredentialSeries) => {
+    if (s.older) s.older.newer = s.newer
+    else oldest = s.newer
+    if (s.newer) s.newer.older = s.older
+    else newest = s.older
+    s.older = s.newer = undefined
+  }
+  const append = (s: CredentialSeries) => {
+    s.older = newest
+    if (newest) newest.newer = s
+    else oldest = s
+    newest = s
+  }
+  const drop = (s: CredentialSeries) => {
+    unlink(s)
+    const byFp = credentialSeries.get(s.identity)!
+    byFp.delete(s.fingerprint)
+    if (byFp.size === 0) credentialSeries.delete(s.identity)
+    count--
+    lastUsed.remove(s.identity, s.fingerprint)
+  }
   const credentialUsed = (identity: string, fingerprint: string) => {
-    const now = Date.now() / 1000
-    const key = identity + '\u0000' + fingerprint
-    let s = credentialSeries.get(key)
+    let byFp = credentialSeries.get(identity)
+    if (byFp === undefined) credentialSeries.set(identity, (byFp = new Map()))
+    let s = byFp.get(fingerprint)
     if (s === undefined) {
-      s = { identity, fingerprint, series: lastUsed.labels(identity, fingerprint) }
-      credentialSeries.set(key, s)
-      if (credentialSeries.size > limit) {
-        const [oldest, evicted] = credentialSeries.entries().next().value!
-        credentialSeries.delete(oldest)
-        lastUsed.remove(evicted.identity, evicted.fingerprint)
-      }
-    } else {
-      credentialSeries.delete(key)
-      credentialSeries.set(key, s)
+      s = { identity, fingerprint, series: lastUsed.labels(identity, fingerprint), older: undefined, newer: undefined }
+      byFp.set(fingerprint, s)
+      count++
+      append(s)
+      if (count > limit) drop(oldest!)
+    } else if (s !== newest) {
+      unlink(s)
+      append(s)
     }
-    s.series.value = now
+    s.series.value = Date.now() / 1000
   }
 
   const requestDuration = new FastHistogram(
@@ -184,11 +209,10 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   let configured: ReadonlySet<string> = o.credentials ?? new Set()
   /** Drop the series of every credential the previous config named and the new one does not. */
   const retainCredentials = (current: ReadonlySet<string>) => {
-    for (const [key, s] of credentialSeries) {
-      if (configured.has(s.fingerprint) && !current.has(s.fingerprint)) {
-        credentialSeries.delete(key)
-        lastUsed.remove(s.identity, s.fingerprint)
-      }
+    for (let s = oldest; s !== undefined; ) {
+      const next = s.newer
+      if (configured.has(s.fingerprint) && !current.has(s.fingerprint)) drop(s)
+      s = next
     }
     configured = current
   }

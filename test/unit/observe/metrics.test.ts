@@ -189,3 +189,24 @@ t.test('a reload drops the last-used series of credentials the config no longer 
   t.match(text, 'fingerprint="token:jwt123"', 'a credential the config never named (a JWT) is left to the series bound')
   for (const s of [OLD, NEW, STORED]) t.notMatch(text, s, 'no secret in the exposition')
 })
+
+t.test('credential series: the kept set is always the most recently used ones (against a reference LRU)', async (t) => {
+  const limit = 5
+  const m = createMetrics({ defaultMetrics: false, credentialSeriesLimit: limit })
+  const reference: string[] = [] // oldest first
+  let seed = 7
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31)
+  for (let i = 0; i < 400; i++) {
+    const identity = `id${next() % 4}`
+    const fp = `token:${String(next() % 4).padStart(6, '0')}`
+    const key = `${identity} ${fp}`
+    m.listener.decision(record({ identity, fp }))
+    const at = reference.indexOf(key)
+    if (at !== -1) reference.splice(at, 1)
+    reference.push(key)
+    if (reference.length > limit) reference.shift()
+  }
+  const text = await m.text()
+  const kept = [...text.matchAll(/portcullis_credential_last_used_timestamp_seconds\{identity="([^"]+)",fingerprint="([^"]+)"\}/g)].map((x) => `${x[1]} ${x[2]}`)
+  t.same(kept.sort(), [...reference].sort())
+})
