@@ -22,7 +22,10 @@ url=$1
 id=${WORKER_ID:-worker-1}
 if [ $# -eq 2 ]; then method=${METHOD:-POST}; else method=${METHOD:-GET}; fi
 
-ts="$(date +%s)000"   # Unix MILLISECONDS (whole seconds are precise enough; %N is not portable)
+# Unix MILLISECONDS. GNU date has them (%3N); where date lacks %N (BSD, busybox) whole seconds are used,
+# and a second request in the same second is the same signature: the gateway refuses it as a replay.
+ts=$(date +%s%3N)
+case $ts in *[!0-9]*) ts="$(date +%s)000" ;; esac
 sig=$(printf '%s:%s' "$id" "$ts" | openssl dgst -sha256 -hmac "$DISTRIBUTED_WORKER_SECRET" -r | cut -d' ' -f1)
 
 out=$(mktemp)
