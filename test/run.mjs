@@ -1,4 +1,5 @@
-// `npm test`: runs every compiled test file under tap and ends with one line `N passed, M failed[, K skipped]`.
+// `npm test`: runs every compiled test file under tap and ends with one line `N passed, M failed` (skipped
+// tests, if any, are counted on the line before it).
 // Redis-backed tests use REDIS_URL (default redis://127.0.0.1:6379). When nothing answers there, a
 // redis-server from PATH is started for the run (on that port when it is free, else on a free one) and
 // stopped at the end; only when there is none, PORTCULLIS_TEST_NO_REDIS tells those tests to skip.
@@ -167,6 +168,7 @@ tap.on('close', async (code) => {
   const passed = summary ? summary.pass : 0
   const skipped = summary ? summary.skip + summary.todo : 0
   const why = redis.env.PORTCULLIS_TEST_NO_REDIS && skipped ? ' (Redis-backed: no Redis and no redis-server on PATH)' : ''
-  process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped${why}` : ''}\n`)
+  if (skipped) process.stdout.write(`\n${skipped} skipped${why}`)
+  process.stdout.write(`\n${passed} passed, ${failed} failed\n`)
   process.exit(failed === 0 && code === 0 ? 0 : 1)
 })
