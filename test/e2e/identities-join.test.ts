@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCli, startBackend, startGateway, testSecret, writeConfig, type Backend, type RunningGateway } from './harness.js'
 import { makePki, type TestPki } from './certs.js'
+import { rawRequest } from './raw-http.js'
 import { signRfc9421 } from '../../src/client/rfc9421.js'
 import { generateX25519, unwrapWorkerKey } from '../../src/auth/join-wrap.js'
 import { deriveKey } from '../../src/auth/derive.js'
@@ -179,6 +180,28 @@ t.test('wrong PSK, unsigned, tampered body, other methods', async (t) => {
   req = signedJoin({ keyid: 'worker-16', publicKey: generateX25519().publicKey })
   r = await send(gw.url + '/pools/join', { headers: req.headers, body: req.body })
   t.equal(r.status, 401)
+})
+
+t.test('an upgrade to the join path is answered by the pipeline like any request, never switched', async (t) => {
+  const port = Number(new URL(gw.url).port)
+  const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+  // Without a body: the join route's own answer to a GET (its only method is POST), with the upgrade dropped.
+  let r = await rawRequest(port, `GET ${JOIN_PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${upgrade}\r\n`)
+  t.equal(r.status, 405)
+  t.match(r.json, { code: 'METHOD_NOT_ALLOWED' })
+  t.notMatch(r.raw.toString('latin1'), /^HTTP\/1\.1 101/, 'never switched protocols')
+  const reqId = r.json!.requestId
+  t.match(await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === reqId), { event: 'deny', reason: 'METHOD_NOT_ALLOWED', status: 405, route: JOIN_PATH })
+  // A valid signed join sent as an upgrade: an upgrade that declares a body is 400 on every route (DESIGN §3 step 0),
+  // the join route included; nothing is derived or answered with a key.
+  const join = signedJoin({ keyid: 'worker-17', publicKey: generateX25519().publicKey })
+  const headers = Object.entries(join.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+  r = await rawRequest(port, `POST ${JOIN_PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${headers}Content-Length: ${Buffer.byteLength(join.body)}\r\n${upgrade}\r\n${join.body}`)
+  t.equal(r.status, 400)
+  t.match(r.json, { code: 'BAD_REQUEST' })
+  t.notOk('key' in (r.json ?? {}), 'no key in the answer')
+  const refused = r.json!.requestId
+  t.match(await gw.waitForLog((l) => l.msg === 'auth' && l.reqId === refused), { event: 'deny', reason: 'BAD_REQUEST', status: 400 })
 })
 
 t.test('rate-limited under identity join:<keyid> with defaults.rateLimit', async (t) => {
