@@ -47,11 +47,15 @@ class Children<C> {
       if (next === undefined) return
       path.push(next)
     }
-    const leaf = path[path.length - 1]!
-    const c = leaf.get(values[values.length - 1]!) as C | undefined
+    const last = values.length - 1
+    const c = path[last]!.get(values[last]!) as C | undefined
     if (c === undefined) return
-    leaf.delete(values[values.length - 1]!)
     this.all.delete(c)
+    // Emptied maps go too: label values that come and go (an identity per JWT subject) must not leave one each.
+    for (let i = last; i >= 0; i--) {
+      path[i]!.delete(values[i]!)
+      if (path[i]!.size > 0) break
+    }
   }
 }
 
@@ -89,10 +93,15 @@ export interface CounterChild {
   value: number
 }
 
-export class FastCounter extends Family<CounterChild> {
-  readonly type = 'counter'
-
-  constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
+/** Counters and gauges: one number per label set. */
+class ValueFamily extends Family<CounterChild> {
+  constructor(
+    readonly type: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    registry: Registry,
+  ) {
     super(name, help, labelNames, registry, (labels) => ({ labels, value: 0 }))
   }
 
@@ -101,19 +110,19 @@ export class FastCounter extends Family<CounterChild> {
   }
 }
 
-export class FastGauge extends Family<CounterChild> {
-  readonly type = 'gauge'
-
+export class FastCounter extends ValueFamily {
   constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
-    super(name, help, labelNames, registry, (labels) => ({ labels, value: 0 }))
+    super('counter', name, help, labelNames, registry)
+  }
+}
+
+export class FastGauge extends ValueFamily {
+  constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
+    super('gauge', name, help, labelNames, registry)
   }
 
   remove(...values: string[]): void {
     this.children.delete(values)
-  }
-
-  protected values(): Value[] {
-    return [...this.children.all].map((c) => ({ labels: c.labels, value: c.value }))
   }
 }
 
