@@ -1,6 +1,7 @@
 // The path of every request through the gateway (DESIGN §3), read top to bottom: framing → canonical
 // path → route (the join endpoint first) → auth-failure throttle → authenticate → authorize → replay and
-// rate limit → forward, or answer locally. Plain requests, upgrades, CONNECT, and requests the HTTP parser
+// rate limit (on a route answered from the config alone, these in one store call: steps/admit.ts) →
+// forward, or answer locally. Plain requests, upgrades, CONNECT, and requests the HTTP parser
 // refuses all take it, and each ends in exactly one audit line (the Exchange writes it). Each step lives
 // in its own module under steps/; this file only assembles them. It never logs a credential.
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -17,6 +18,7 @@ import { checkFraming } from './steps/framing.js'
 import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
 import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
 import { checkConcurrency, checkReplayAndLimit } from './steps/limits.js'
+import { admitLocally } from './steps/admit.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
 /**
@@ -31,11 +33,11 @@ async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Prom
     // In flight on its route (or on none) until the response or tunnel closes; then its duration.
     x.rt.trackResponse?.(x, x.route?.id ?? null, x.method ?? '', x.start)
     if (denial) return refuse(x, denial)
+    const route = x.route!
     denial =
-      (await checkThrottle(x)) ??
-      (await checkCredentials(x, req)) ??
-      checkRoles(x) ??
-      (await checkReplayAndLimit(x)) ??
+      (route.upstream !== null && route.admitsLocally
+        ? await admitLocally(x, req, route)
+        : (await checkThrottle(x)) ?? (await checkCredentials(x, req)) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))) ??
       checkConcurrency(x, x) ??
       (await readAssertedBody(x, req, upgrade))
   } catch (err) {

@@ -37,6 +37,7 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
   return {
     name: 'apiKey',
     kind: API_KEY_CREDENTIAL.kind,
+    local: true,
     credentialHeaders: headers,
     // One challenge per accepted header, so a client learns every header name it may use.
     challenge: (headers.length ? headers : [DEFAULT_API_KEY_HEADER]).map((h) => `ApiKey realm="portcullis", header="${h}"`).join(', '),

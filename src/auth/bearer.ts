@@ -67,6 +67,7 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
   return {
     name: 'bearer',
     kind: BEARER_CREDENTIAL.kind,
+    local: true,
     credentialHeaders: BEARER_CREDENTIAL.headers,
     challenge: 'Bearer realm="portcullis"',
     present: (req) => bearerToken(req) !== undefined,

@@ -1,9 +1,10 @@
 // Fingerprints and constant-time comparison: the one place credentials are hashed or compared.
 // Never returns or logs the credential itself.
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 
 export function sha256(data: string | Buffer): Buffer {
-  return createHash('sha256').update(data).digest()
+  // The one-shot form: no Hash object per call (a bearer token or API key is hashed on every request).
+  return hash('sha256', data, 'buffer')
 }
 
 /** `token:` + 6 hex of SHA-256 — the form audit lines and metrics use for a presented credential. */

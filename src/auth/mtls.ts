@@ -153,6 +153,7 @@ export function createMtlsAuthenticator(table: MtlsTable): Authenticator {
   return {
     name: 'mtls',
     kind: MTLS_CREDENTIAL.kind,
+    local: true,
     credentialHeaders: MTLS_CREDENTIAL.headers,
     challenge: 'ClientCertificate realm="portcullis"',
     missingMessage: 'Missing client certificate',

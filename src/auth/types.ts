@@ -81,6 +81,12 @@ export interface Authenticator {
   readonly missingMessage?: string
   /** An all-of group (DESIGN §4.9): its members, in the order the route lists them. */
   readonly members?: readonly Authenticator[]
+  /**
+   * Answers from the compiled config alone (a digest lookup, a certificate's fields): no body, no store, no
+   * remote key set, no replay mark, no costly verification. A route of only such methods sends its throttle
+   * read and rate-limit count to the store together (steps/admit.ts).
+   */
+  readonly local?: true
   /** Why requests needing this method cannot be served yet (a remote key set never fetched); /readyz reports it. */
   notReady?(): string | undefined
   /** Called by `serve` at start and on each reload (never by `check`): the first fetch of a remote key set. */

@@ -68,6 +68,8 @@ export interface CompiledRoute extends Routable {
   concurrency: ConcurrencyPolicy | null
   websocket: boolean
   loopbackAllow: boolean
+  /** Public, or every method `local` (auth/types.ts): steps 3–5 in one store call (steps/admit.ts). */
+  admitsLocally: boolean
   credentials: 'strip' | 'keep'
   identityHeaders: boolean
   /** DESIGN §3.2: `report` logs what steps 3–5 decide and forwards anyway. */
@@ -441,6 +443,7 @@ export function compileGateway(
       concurrency: spec.concurrency ? { max: spec.concurrency.max, by: spec.concurrency.by } : null,
       websocket: spec.websocket === true,
       loopbackAllow: LOOPBACK.compile(spec),
+      admitsLocally: spec.public === true || (auth.length > 0 && auth.every((a) => a.local === true)),
       credentials: spec.forward?.credentials ?? credentials,
       identityHeaders: spec.forward?.identityHeaders ?? identityHeaders,
       enforce: spec.enforce ?? raw.defaults.enforce,

@@ -44,6 +44,31 @@ export function rateLimitKey(route: Pick<CompiledRoute, 'id'>, policy: RateLimit
   return `rl:${route.id}:${subject}`
 }
 
+/** A route limit's verdict on a counted hit. */
+function verdict(state: GatewayState, policy: RateLimitPolicy, hit: RateLimitHit): { ok: boolean; headers: LimitHeaders } {
+  const max = state.effectiveMax(policy.max, hit)
+  const limited = hit.count > max
+  return { ok: !limited, headers: headersFor(max, hit, limited) }
+}
+
+/**
+ * `checkAuthFailures`, then `countRequest` only if the address is not throttled — in one store call. The
+ * caller has a route with a limit and a gateway with an authFailures policy.
+ */
+export async function throttleThenCount(
+  state: GatewayState,
+  gw: Gateway,
+  route: Pick<CompiledRoute, 'id' | 'rateLimit'>,
+  identity: Identity | undefined,
+  ip: string,
+): Promise<{ throttled: LimitHeaders } | { ok: boolean; headers: LimitHeaders }> {
+  const throttle = gw.defaults.authFailures!
+  const policy = route.rateLimit!
+  const r = await state.limits.peekThenHit('af:' + rateLimitBucket(ip), throttle.max, rateLimitKey(route, policy, identity, ip), policy.windowMs)
+  if (r.hit === undefined) return { throttled: headersFor(state.effectiveMax(throttle.max, r.peeked), r.peeked!, true) }
+  return verdict(state, policy, r.hit)
+}
+
 /** Count this request against its route's limit; undefined when the route has none. */
 export async function countRequest(
   state: GatewayState,
@@ -53,8 +78,5 @@ export async function countRequest(
 ): Promise<{ ok: boolean; headers: LimitHeaders } | undefined> {
   const policy = route.rateLimit
   if (!policy) return undefined
-  const hit = await state.limits.hit(rateLimitKey(route, policy, identity, ip), policy.windowMs)
-  const max = state.effectiveMax(policy.max, hit)
-  const limited = hit.count > max
-  return { ok: !limited, headers: headersFor(max, hit, limited) }
+  return verdict(state, policy, await state.limits.hit(rateLimitKey(route, policy, identity, ip), policy.windowMs))
 }

@@ -13,9 +13,14 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name)
 }
 
+const CLOSE_ONLY: ReadonlySet<string> = new Set(['close'])
+
 /** Names listed in Connection (lower-cased), which are hop-by-hop for this message only. */
-export function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
+export function connectionNamed(connection: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (connection === undefined) return undefined
+  // The usual values, without splitting: keep-alive is hop-by-hop already; close stays a name to drop.
+  if (connection === 'keep-alive' || connection === 'Keep-Alive') return undefined
+  if (connection === 'close' || connection === 'Close') return CLOSE_ONLY
   const names = new Set<string>()
   for (const part of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
     const n = part.trim().toLowerCase()
@@ -26,7 +31,7 @@ export function connectionNamed(connection: string | string[] | undefined): Set<
 
 /** `x-auth-identity`, `X_Auth_Identity`, `x-auth_identity`… all count as identity headers. */
 export function isIdentityHeaderName(name: string): boolean {
-  return name.length >= 7 && name.slice(0, 7).replace(/_/g, '-') === 'x-auth-'
+  return name.length >= 7 && name.charCodeAt(0) === 0x78 && name.slice(0, 7).replace(/_/g, '-') === 'x-auth-'
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
+import { StoreUnavailableError, type PeekThenHit, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
 
 /** How many entries at the least-recently-used end the rate-limit table inspects for staleness when full. */
 const TAIL_SCAN = 64
@@ -192,7 +192,21 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   async hit(key: string, windowMs: number): Promise<RateLimitHit> {
+    return this.#hit(key, windowMs, performance.now())
+  }
+
+  async peek(key: string): Promise<RateLimitHit | undefined> {
+    return this.#peek(key, performance.now())
+  }
+
+  async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
     const now = performance.now()
+    const peeked = this.#peek(peekKey, now)
+    if (peeked !== undefined && peeked.count >= peekMax) return { peeked }
+    return { peeked, hit: this.#hit(key, windowMs, now) }
+  }
+
+  #hit(key: string, windowMs: number, now: number): RateLimitHit {
     const open = this.#open(key, now)
     if (open !== undefined) {
       open.count += 1
@@ -204,8 +218,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return { count: 1, ttlMs: windowMs }
   }
 
-  async peek(key: string): Promise<RateLimitHit | undefined> {
-    const now = performance.now()
+  #peek(key: string, now: number): RateLimitHit | undefined {
     const open = this.#open(key, now)
     if (open !== undefined) return { count: open.count, ttlMs: Math.ceil(open.startedAt + open.windowMs - now) }
     // full: this key could not be counted, so it must not pass as "never seen" either

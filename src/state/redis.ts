@@ -5,7 +5,7 @@
 
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { keyLayout, type KeyLayout } from './redis-keys.js'
-import { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
+import { StoreUnavailableError, type PeekThenHit, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
 
 /** Replay entries are counted per expiry second (see RedisReplayStore.size). */
 const COUNT_BUCKET_MS = 1000
@@ -42,6 +42,29 @@ if not count then return nil end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 `
 
+// The auth-failure read and a request's count in one round trip (keys in one slot: not on Cluster).
+// KEYS: the peeked key, the counted key. ARGV: the peek's max, the window ms. Returns {peeked count,
+// peeked ttl} when the peeked count stops the request (nothing counted), else {peeked count or -1 when
+// absent, peeked ttl, count, ttl} — the count made as HIT_LUA makes it.
+const PEEK_THEN_HIT_LUA = `
+local peeked = redis.call('GET', KEYS[1])
+local peekedTtl = -2
+if peeked then
+  peeked = tonumber(peeked)
+  peekedTtl = redis.call('PTTL', KEYS[1])
+  if peeked >= tonumber(ARGV[1]) then return {peeked, peekedTtl} end
+else
+  peeked = -1
+end
+local count = redis.call('INCR', KEYS[2])
+local ttl = redis.call('PTTL', KEYS[2])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {peeked, peekedTtl, count, ttl}
+`
+
 /** What the stores use of an ioredis client; Redis (single, Sentinel) and Cluster both provide it. */
 export interface ScriptedRedis {
   readonly status: string
@@ -55,6 +78,7 @@ export interface ScriptedRedis {
   portcullisRemember(key: string, counter: string, horizon: string, ttlMs: number, counterExpireAt: number): Promise<number>
   portcullisHit(key: string, windowMs: number): Promise<[number, number]>
   portcullisPeek(key: string): Promise<[number, number] | null>
+  portcullisPeekThenHit(peekKey: string, key: string, peekMax: number, windowMs: number): Promise<[number, number] | [number, number, number, number]>
 }
 
 export interface RedisNode {
@@ -168,6 +192,7 @@ export class RedisLink {
     client.defineCommand('portcullisRemember', { numberOfKeys: 3, lua: REMEMBER_LUA })
     client.defineCommand('portcullisHit', { numberOfKeys: 1, lua: HIT_LUA })
     client.defineCommand('portcullisPeek', { numberOfKeys: 1, lua: PEEK_LUA, readOnly: true })
+    client.defineCommand('portcullisPeekThenHit', { numberOfKeys: 2, lua: PEEK_THEN_HIT_LUA })
     this.client = client as unknown as ScriptedRedis
     client.on('ready', () => this.#ready())
     // ioredis gives up in a few corner cases (status "end"); a store must keep trying for as long as it runs.
@@ -352,6 +377,23 @@ export class RedisRateLimitStore implements RateLimitStore {
     const reply = await this.#link.call((r) => r.portcullisPeek(k.rateLimit(k.tagOf(key), key)))
     if (reply === null || reply === undefined) return undefined
     return { count: Number(reply[0]), ttlMs: Math.max(0, Number(reply[1])) }
+  }
+
+  /** One script on one Redis; on Cluster the two keys live on different nodes, so a peek and then a hit. */
+  async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
+    const k = this.#link.keys
+    // Cluster: more than the one empty tag.
+    if (k.tags.length > 1) {
+      const peeked = await this.peek(peekKey)
+      if (peeked !== undefined && peeked.count >= peekMax) return { peeked }
+      return { peeked, hit: await this.hit(key, windowMs) }
+    }
+    const window = Math.max(1, Math.ceil(windowMs))
+    const reply = await this.#link.call((r) => r.portcullisPeekThenHit(k.rateLimit(k.tagOf(peekKey), peekKey), k.rateLimit(k.tagOf(key), key), peekMax, window))
+    const peekedCount = Number(reply[0])
+    const peeked = peekedCount < 0 ? undefined : { count: peekedCount, ttlMs: Math.max(0, Number(reply[1])) }
+    if (reply.length === 2) return { peeked }
+    return { peeked, hit: { count: Number(reply[2]), ttlMs: Number(reply[3]) } }
   }
 
   close(): Promise<void> {

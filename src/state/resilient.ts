@@ -5,7 +5,7 @@
 
 import { MemoryRateLimitStore, MemoryReplayStore } from './memory.js'
 import type { RedisLink, RedisRateLimitStore, RedisReplayStore } from './redis.js'
-import { StoreUnavailableError, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
+import { StoreUnavailableError, type PeekThenHit, type RateLimitHit, type RateLimitStore, type ReplayStore } from './types.js'
 
 export type StoreErrorMode = 'deny' | 'allow' | 'local'
 
@@ -228,6 +228,24 @@ export class ResilientRateLimitStore implements RateLimitStore {
         const hit = await this.fallback.limits.peek(key)
         if (hit !== undefined) this.fallback.localHits.add(hit)
         return hit
+      }
+    }
+  }
+
+  async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
+    const answer = await viaRedis(this.health, () => this.primary.peekThenHit(peekKey, peekMax, key, windowMs))
+    if ('value' in answer) return answer.value
+    switch (this.fallback.onStoreError.rateLimit) {
+      case 'deny':
+        throw unreachable(answer.cause)
+      case 'allow':
+        return { peeked: undefined, hit: { count: 0, ttlMs: windowMs } }
+      case 'local': {
+        // Counted in this process: its share of the limit, as State.effectiveMax judges a local hit.
+        const local = await this.fallback.limits.peekThenHit(peekKey, Math.ceil(peekMax / this.fallback.replicas), key, windowMs)
+        if (local.peeked !== undefined) this.fallback.localHits.add(local.peeked)
+        if (local.hit !== undefined) this.fallback.localHits.add(local.hit)
+        return local
       }
     }
   }

@@ -28,11 +28,23 @@ export interface RateLimitHit {
   ttlMs: number
 }
 
+export interface PeekThenHit {
+  peeked: RateLimitHit | undefined
+  /** The count of `key`, this request included; absent when the peeked count stopped it. */
+  hit?: RateLimitHit
+}
+
 export interface RateLimitStore {
   readonly kind: 'memory' | 'redis'
   /** Count one request for `key` in a fixed window of `windowMs` that starts at its first request. */
   hit(key: string, windowMs: number): Promise<RateLimitHit>
   /** Read without counting (auth-failure throttling checks before it counts). */
   peek(key: string): Promise<RateLimitHit | undefined>
+  /**
+   * `peek(peekKey)`, then `hit(key, windowMs)` only if that count is below `peekMax` — in one call (one
+   * round trip in Redis). `hit` is absent exactly when the peeked count reached `peekMax`. A store answering
+   * from a process-local fallback compares against its share of `peekMax`, as State.effectiveMax does.
+   */
+  peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit>
   close(): Promise<void>
 }

@@ -2,10 +2,11 @@
 // body read; then the route's methods authenticate (auth/authenticate.ts), a 401 counts against the
 // client address, and the identity's roles (and a UCAN's command) are checked against the route's.
 import type { IncomingMessage } from 'node:http'
-import { authenticate } from '../auth/authenticate.js'
+import { authenticate, type AuthResult } from '../auth/authenticate.js'
+import type { Identity } from '../auth/types.js'
 import { rolesAllow } from '../auth/claims.js'
 import { ERRORS } from '../errors.js'
-import { isReportOnly, type Denial, type Exchange } from '../exchange.js'
+import { isReportOnly, type Denial, type Exchange, type MatchedRoute } from '../exchange.js'
 import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
 import { readBody } from '../proxy/body.js'
 import { strictClientIp } from '../state/client-ip.js'
@@ -16,9 +17,14 @@ export async function checkThrottle(x: Exchange): Promise<Denial | undefined> {
 }
 
 export async function checkCredentials(x: Exchange, req: IncomingMessage): Promise<Denial | undefined> {
+  if (x.route!.public) return undefined
+  return settleCredentials(x, await authenticateRequest(x, req))
+}
+
+/** The route's methods on this request: an identity or a refusal, not yet acted on. */
+export function authenticateRequest(x: Exchange, req: IncomingMessage): Promise<AuthResult> {
   const route = x.route!
-  if (route.public) return undefined
-  const auth = await authenticate(x.gw, route, req, {
+  return authenticate(x.gw, route, req, {
     path: x.path!,
     query: x.query,
     tls: x.rt.tls,
@@ -27,6 +33,11 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
     clientIp: route.loopbackAllow ? (strictClientIp(req, x.gw.server.trusted) ?? '') : x.ip,
     readBody: () => readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit),
   })
+}
+
+/** Act on an authentication result: the exchange takes the identity (and body), or a 401 is counted and refused. */
+export async function settleCredentials(x: Exchange, auth: AuthResult): Promise<Denial | undefined> {
+  const route = x.route!
   if (auth.kind === 'identity') {
     x.identity = auth.identity
     if (auth.body) x.body = auth.body
@@ -47,13 +58,15 @@ export async function checkCredentials(x: Exchange, req: IncomingMessage): Promi
 }
 
 export function checkRoles(x: Exchange): Denial | undefined {
-  const roles = x.route!.roles
-  const identity = x.identity
-  if (!identity || identity.method === 'loopback') return undefined
+  return x.identity ? rolesDenial(x.route!, x.identity) : undefined
+}
+
+/** The identity's roles (and a UCAN's command) against the route's: a 403, or undefined when allowed. */
+export function rolesDenial(route: MatchedRoute, identity: Identity): Denial | undefined {
+  if (identity.method === 'loopback') return undefined
   // A role, or a role with the claims a `{role, claims}` entry requires (DESIGN §4.9).
-  if (roles && !rolesAllow(roles, identity)) return { code: 'FORBIDDEN' }
+  if (route.roles && !rolesAllow(route.roles, identity)) return { code: 'FORBIDDEN' }
   // A UCAN invocation's command and its delegations' policies against this route (DESIGN §4.8).
-  const route = x.route!
   if (identity.authorize && route.upstream !== null && !identity.authorize(route)) return { code: 'FORBIDDEN' }
   return undefined
 }

@@ -21,6 +21,22 @@ t.test('connectionNamed lower-cases and trims the listed names', async (t) => {
   t.same([...connectionNamed('close, X-Secret ,  x-auth-identity')!], ['close', 'x-secret', 'x-auth-identity'])
   t.same([...connectionNamed(['keep-alive', 'X-A'])!], ['keep-alive', 'x-a'])
   t.equal(connectionNamed(undefined), undefined)
+  // the fast paths: keep-alive names only itself (hop-by-hop already); close still names `close`
+  t.equal(connectionNamed('keep-alive'), undefined)
+  t.same([...connectionNamed('close')!], ['close'])
+  t.same([...connectionNamed('Close')!], ['close'])
+  t.same([...connectionNamed('keep-alive, x-secret')!], ['keep-alive', 'x-secret'])
+})
+
+t.test('a header named by a bare Connection: close or keep-alive is dropped too', async (t) => {
+  const out = forwardHeaders({ host: 'h', connection: 'close', close: 'x', 'keep-alive': 'timeout=5', 'x-keep-me': '1' }, options())
+  t.equal(out['close'], undefined)
+  t.equal(out['keep-alive'], undefined)
+  t.equal(out['x-keep-me'], '1')
+  const back = responseHeaders({ connection: 'Keep-Alive', 'keep-alive': 'timeout=5', close: 'y', 'content-type': 'text/plain' })
+  t.equal(back['keep-alive'], undefined)
+  t.equal(back['close'], 'y', 'a header keep-alive does not name stays')
+  t.equal(back['content-type'], 'text/plain')
 })
 
 t.test('hop-by-hop and Connection-named headers are dropped; others are kept', async (t) => {

@@ -61,6 +61,7 @@ t.test('killed, then restarted: each onStoreError mode, and recovery without a n
     t.equal((err as StoreUnavailableError).reason, 'unreachable')
     t.type(await failure(deny.limits.hit('route', 60_000)), StoreUnavailableError)
     t.type(await failure(deny.limits.peek('route')), StoreUnavailableError)
+    t.type(await failure(deny.limits.peekThenHit('af', 5, 'route', 60_000)), StoreUnavailableError)
     t.ok(performance.now() - started < 100, 'a known-down Redis is not waited on')
     t.type(await failure(deny.replay.size()), StoreUnavailableError)
   })
@@ -71,6 +72,7 @@ t.test('killed, then restarted: each onStoreError mode, and recovery without a n
     t.equal(await allow.replay.remember('during', 60_000), true, 'no replay cache while Redis is down')
     t.same(await allow.limits.hit('route', 60_000), { count: 0, ttlMs: 60_000 })
     t.equal(await allow.limits.peek('route'), undefined)
+    t.same(await allow.limits.peekThenHit('af', 5, 'route', 60_000), { peeked: undefined, hit: { count: 0, ttlMs: 60_000 } })
     t.equal(allow.effectiveMax(10), 10)
   })
 
@@ -89,6 +91,17 @@ t.test('killed, then restarted: each onStoreError mode, and recovery without a n
     t.equal(local.effectiveMax(10), 4)
     t.equal(local.effectiveMax(10, beforeOutage), 10, 'the limit follows the store that counted the hit')
     t.equal((await local.limits.peek('route'))?.count, 3)
+    // peekThenHit compares the peeked count with this process's share of its max: ceil(5 / 3) = 2
+    await local.limits.hit('af-local', 60_000)
+    const under = await local.limits.peekThenHit('af-local', 5, 'route', 60_000)
+    t.equal(under.hit?.count, 4, 'one failure, under a share of 2: counted')
+    t.equal(local.effectiveMax(10, under.hit), 4, 'a local hit')
+    await local.limits.hit('af-local', 60_000)
+    const at = await local.limits.peekThenHit('af-local', 5, 'route', 60_000)
+    t.equal(at.peeked?.count, 2)
+    t.equal(at.hit, undefined, 'two failures reach the share of 2: not counted')
+    t.equal(local.effectiveMax(5, at.peeked), 2, 'the peeked hit is judged as local too')
+    t.equal((await local.limits.peek('route'))?.count, 4)
     t.equal(await local.replay.size(), 1, 'the gauge reads the local cache')
   })
 

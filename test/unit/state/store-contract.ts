@@ -95,6 +95,28 @@ export function storeContract(name: string, open: () => Promise<StorePair>, opts
       t.equal(await limits.peek(k), undefined, 'an ended window peeks as undefined')
     })
 
+    t.test('rate limit: peekThenHit counts only while the peeked key is under its max', async (t) => {
+      const peekKey = key('af')
+      const k = key('rl')
+      const first = await limits.peekThenHit(peekKey, 2, k, 10_000)
+      t.equal(first.peeked, undefined, 'an absent peeked key')
+      t.equal(first.hit?.count, 1, 'counted')
+      t.ok((first.hit?.ttlMs ?? 0) > 9_000 && (first.hit?.ttlMs ?? 0) <= 10_000, 'a window from this first request')
+      await limits.hit(peekKey, 10_000)
+      const under = await limits.peekThenHit(peekKey, 2, k, 10_000)
+      t.equal(under.peeked?.count, 1)
+      t.ok((under.peeked?.ttlMs ?? 0) > 0 && (under.peeked?.ttlMs ?? 0) <= 10_000, 'the peeked ttl')
+      t.equal(under.hit?.count, 2, 'under its max: counted')
+      await limits.hit(peekKey, 10_000)
+      const at = await limits.peekThenHit(peekKey, 2, k, 10_000)
+      t.equal(at.peeked?.count, 2)
+      t.equal(at.hit, undefined, 'at its max: not counted')
+      t.equal((await limits.peek(k))?.count, 2, 'the count is unchanged')
+      t.equal((await limits.peek(peekKey))?.count, 2, 'the peek counted nothing')
+      const burst = await Promise.all(Array.from({ length: 50 }, () => limits.peekThenHit(key('af-none'), 1, k, 10_000)))
+      t.same(burst.map((b) => b.hit!.count).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 3), 'concurrent counts are exact')
+    })
+
     t.test('rate limit: 200 concurrent hits on one key count exactly', async (t) => {
       const k = key('burst')
       const hits = await Promise.all(Array.from({ length: 200 }, () => limits.hit(k, 10_000)))

@@ -1,0 +1,31 @@
+// Steps 3–5 (DESIGN §3) on a route whose credential is answered from the compiled config alone: a public
+// route, or one whose methods are all bearer, apiKey or mtls (a digest lookup or a certificate's fields —
+// no body, no signature, no remote key set, no replay mark). There the auth-failure throttle's read and
+// the route limit's count go to the store in one call, one round trip in redis mode instead of two. The
+// decision is the one the steps make one by one (steps/authenticate.ts, steps/limits.ts):
+// - the throttle answers first: a throttled request is refused 429 whatever it carries; its credential is
+//   never acted on — not logged, not reported, its identity's limit not counted;
+// - only a request the one-by-one steps would count is counted: an identity the route's roles allow (or
+//   any request on a public route), on a route with a limit, from an address the throttle lets through.
+// Every other case (a refused credential, a 403, no limit or no throttle) takes the steps one by one.
+import type { IncomingMessage } from 'node:http'
+import type { CompiledRoute } from '../config/compile.js'
+import type { Denial, Exchange } from '../exchange.js'
+import { throttleThenCount } from '../policy/limits.js'
+import { authenticateRequest, checkRoles, checkThrottle, rolesDenial, settleCredentials } from './authenticate.js'
+import { checkReplayAndLimit } from './limits.js'
+
+export async function admitLocally(x: Exchange, req: IncomingMessage, route: CompiledRoute): Promise<Denial | undefined> {
+  const auth = route.public ? undefined : await authenticateRequest(x, req)
+  const identity = auth?.kind === 'identity' ? auth.identity : undefined
+  const counted = route.rateLimit !== null && x.gw.defaults.authFailures !== null && (auth === undefined || (identity !== undefined && !rolesDenial(route, identity)))
+  if (counted) {
+    const r = await throttleThenCount(x.rt.state, x.gw, route, identity, x.ip)
+    if ('throttled' in r) return { code: 'RATE_LIMITED', headers: r.throttled, limitedBy: 'authFailures' }
+    if (identity) x.identity = identity
+    if (!r.ok) return { code: 'RATE_LIMITED', headers: r.headers, limitedBy: route.rateLimit!.by }
+    x.limitHeaders = r.headers
+    return undefined
+  }
+  return (await checkThrottle(x)) ?? (auth ? await settleCredentials(x, auth) : undefined) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
+}
