@@ -46,15 +46,18 @@ function headersFor(x: Exchange, req: IncomingMessage, route: CompiledRoute, upg
   return headers
 }
 
-async function assertion(x: Exchange, route: CompiledRoute): Promise<Record<string, string> | undefined> {
+/** The signed assertion's header, when assertions are on and the request is (or would be) allowed with an identity. */
+function assertion(x: Exchange, route: CompiledRoute): Promise<Record<string, string>> | undefined {
   const { identity, rt } = x
-  if (!identity || x.wouldRefuse || !rt.assert) return undefined
+  if (!identity || x.wouldRefuse || !rt.assert || !x.gw.forward.assertion) return undefined
   return rt.assert(x.gw, { identity, route, method: x.method!, target: x.target, ...(x.body ? { body: x.body } : {}), reqId: x.reqId })
 }
 
 /** A plain request (an Upgrade on a route without `websocket: true` is one, its upgrade dropped). */
 export async function forwardRequest(x: Exchange, req: IncomingMessage, res: ServerResponse, route: CompiledRoute): Promise<void> {
-  const headers = headersFor(x, req, route, false, x.rt.assert ? await assertion(x, route) : undefined)
+  // No await (and no promise) unless an assertion is signed: this runs for every forwarded request.
+  const signing = assertion(x, route)
+  const headers = headersFor(x, req, route, false, signing ? await signing : undefined)
   const sentAt = performance.now()
   const result = await x.rt.pools.forward(
     { upstream: route.upstream, method: x.method!, target: x.target, headers, ...(x.body ? { body: x.body } : {}), req, bodyLimit: x.gw.server.bodyLimit },
