@@ -18,40 +18,59 @@ import { checkFraming } from './steps/framing.js'
 import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
 import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
 import { checkConcurrency, checkReplayAndLimit } from './steps/limits.js'
+import { then, type MaybePromise } from './maybe.js'
 import { admitLocally } from './steps/admit.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
 /**
  * Steps 0–5: the decision. true = forward (the exchange holds route, identity and body); false = refused
  * and answered. On an `enforce: report` route a refusal of steps 3–5 is recorded, not sent (DESIGN §3.2).
+ * Synchronous when every step is (a bearer request in memory mode): no promise is made then.
  */
-async function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<boolean> {
-  let denial: Denial | undefined
+function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromise<boolean> {
+  let denial: MaybePromise<Denial | undefined>
   try {
     // Always enforced: framing, path, route, method, declared body size.
-    denial = checkFraming(req, upgrade) ?? checkPath(x, req) ?? findRoute(x) ?? checkDeclaredSize(x, req)
+    const early = checkFraming(req, upgrade) ?? checkPath(x, req) ?? findRoute(x) ?? checkDeclaredSize(x, req)
     // In flight on its route (or on none) until the response or tunnel closes; then its duration.
     x.rt.trackResponse?.(x, x.route?.id ?? null, x.method ?? '', x.start)
-    if (denial) return refuse(x, denial)
-    const route = x.route!
-    denial =
-      (route.upstream !== null && route.admitsLocally
-        ? await admitLocally(x, req, route)
-        : (await checkThrottle(x)) ?? (await checkCredentials(x, req)) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))) ??
-      checkConcurrency(x, x) ??
-      (await readAssertedBody(x, req, upgrade))
+    if (early) return refuse(x, early)
+    denial = authorize(x, req, upgrade)
   } catch (err) {
-    denial = expectedFailure(err, req)
-    if (!denial) {
-      x.internal(err)
-      return false
-    }
-    if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial) // body size and buffer: always enforced
+    return failed(x, req, err)
   }
+  if (denial instanceof Promise) return denial.then((d) => concluded(x, d), (err: unknown) => failed(x, req, err))
+  return concluded(x, denial)
+}
+
+/** Steps 3–5, then the body an assertion will bind. */
+function authorize(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromise<Denial | undefined> {
+  const route = x.route!
+  const steps = route.upstream !== null && route.admitsLocally ? admitLocally(x, req, route) : oneByOne(x, req)
+  return then(steps, (d) => d ?? checkConcurrency(x, x) ?? readAssertedBody(x, req, upgrade))
+}
+
+async function oneByOne(x: Exchange, req: IncomingMessage): Promise<Denial | undefined> {
+  return (await checkThrottle(x)) ?? (await checkCredentials(x, req)) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
+}
+
+/** After steps 3–5: forward, refuse, or (report-only) forward with the refusal recorded. */
+function concluded(x: Exchange, denial: Denial | undefined): boolean {
   if (!denial) return !x.done
   if (!isReportOnly(x.route)) return refuse(x, denial)
   x.wouldRefuse = denial
   return !x.done
+}
+
+/** A step threw: the client's or the store's failure gets its code (the store's may be report-only), anything else is a 500. */
+function failed(x: Exchange, req: IncomingMessage, err: unknown): boolean {
+  const denial = expectedFailure(err, req)
+  if (!denial) {
+    x.internal(err)
+    return false
+  }
+  if (denial.code !== 'STATE_UNAVAILABLE') return refuse(x, denial) // body size and buffer: always enforced
+  return concluded(x, denial)
 }
 
 function refuse(x: Exchange, denial: Denial): false {
@@ -60,9 +79,12 @@ function refuse(x: Exchange, denial: Denial): false {
 }
 
 /** The assertion's `cdg` binds the body: read it (bounded by bodyLimit) whenever one will be signed. */
-async function readAssertedBody(x: Exchange, req: IncomingMessage, upgrade: boolean): Promise<undefined> {
-  if (x.identity && !x.wouldRefuse && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req)) x.body = await readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit)
-  return undefined
+function readAssertedBody(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromise<undefined> {
+  if (!(x.identity && !x.wouldRefuse && !x.body && !upgrade && x.rt.assert && x.gw.forward.assertion && hasBody(req))) return undefined
+  return readBody(req, x.gw.server.bodyLimit, x.gw.server.bufferLimit).then((body) => {
+    x.body = body
+    return undefined
+  })
 }
 
 /** Failures that are the client's or the store's, not the gateway's: each has its contract code. */
@@ -76,10 +98,11 @@ function expectedFailure(err: unknown, req: IncomingMessage): Denial | undefined
 }
 
 /** Step 6 for an allowed request: the join endpoint answers itself, every other route forwards. */
-async function answer(x: Exchange, req: IncomingMessage, res: ServerResponse): Promise<void> {
+function answer(x: Exchange, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
   const route = x.route!
-  if (route.upstream === null) respondJoin(x, route, res)
-  else await forwardRequest(x, req, res, route)
+  if (route.upstream !== null) return forwardRequest(x, req, res, route)
+  respondJoin(x, route, res)
+  return undefined
 }
 
 const kExchange = Symbol('portcullis.exchange')
@@ -121,7 +144,8 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
     x.close()
   })
   try {
-    if (await decide(x, req, false)) await answer(x, req, res)
+    const go = decide(x, req, false)
+    if (go instanceof Promise ? await go : go) await answer(x, req, res)
   } catch (err) {
     x.internal(err)
   }

@@ -5,7 +5,7 @@ import type { CompiledRoute, Gateway } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
 import { groupKinds } from './groups.js'
 import { LOOPBACK } from './methods.js'
-import type { AuthRequest, Authenticator, CredentialKind, Identity } from './types.js'
+import type { AuthOutcome, AuthRequest, Authenticator, CredentialKind, Identity } from './types.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
@@ -20,12 +20,16 @@ function sameKinds(a: ReadonlySet<CredentialKind>, b: ReadonlySet<CredentialKind
   return a.size === b.size && [...a].every((k) => b.has(k))
 }
 
-export async function authenticate(
+/**
+ * The route's accepted methods on this request. Synchronous when it can be — no body to read and every
+ * candidate answering synchronously (bearer, apiKey, mtls): then no promise is made per request.
+ */
+export function authenticate(
   gw: Gateway,
   route: Pick<CompiledRoute, 'auth' | 'loopbackAllow' | 'missingMessage'>,
   req: IncomingMessage,
   o: { path: string; query: string; tls: boolean; now: number; clientIp: string; readBody: () => Promise<Buffer> },
-): Promise<AuthResult> {
+): AuthResult | Promise<AuthResult> {
   // Ambiguous (DESIGN §3 step 3, §4.9): two Authorization or API-key headers, or two kinds of credential
   // unless they are exactly the kinds of one all-of group the route accepts — and then only such a group
   // may answer, never one method for half of them. Which credentials count is the registry's (auth/methods.ts);
@@ -40,19 +44,48 @@ export async function authenticate(
   }
   const ar: AuthRequest = { raw: req, method: req.method ?? 'GET', path: o.path, query: o.query, target: o.path + o.query, tls: o.tls, now: o.now }
   if (gw.server.authorities !== undefined) ar.authorities = gw.server.authorities
-  if (candidates.some((a) => a.needsBody?.(req))) ar.body = await o.readBody()
-  let refusal: Extract<AuthResult, { kind: 'deny' }> | undefined
-  for (const a of candidates) {
-    const outcome = await a.authenticate(ar)
-    if (outcome.kind === 'identity') return { kind: 'identity', identity: outcome.identity, ...(ar.body ? { body: ar.body } : {}) }
-    if (outcome.kind === 'deny') {
-      // A more specific refusal (expired token) beats "not one of our static tokens".
-      if (!refusal || (refusal.code === 'INVALID_CREDENTIALS' && outcome.code !== 'INVALID_CREDENTIALS')) {
-        refusal = { kind: 'deny', code: outcome.code, ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(outcome.claimed !== undefined ? { claimed: outcome.claimed } : {}), method: a.name }
-      }
+  if (candidates.some((a) => a.needsBody?.(req))) {
+    return o.readBody().then((body) => {
+      ar.body = body
+      return tryInTurn(candidates, ar, route, 0, undefined)
+    })
+  }
+  return tryInTurn(candidates, ar, route, 0, undefined)
+}
+
+type Refusal = Extract<AuthResult, { kind: 'deny' }>
+
+/** Candidates from `from` on, in order: the first identity wins; else the most specific refusal. */
+function tryInTurn(
+  candidates: readonly Authenticator[],
+  ar: AuthRequest,
+  route: Pick<CompiledRoute, 'missingMessage'>,
+  from: number,
+  refusal: Refusal | undefined,
+): AuthResult | Promise<AuthResult> {
+  for (let i = from; i < candidates.length; i++) {
+    const a = candidates[i]!
+    const outcome = a.authenticate(ar)
+    if (outcome instanceof Promise) {
+      return outcome.then((o) => {
+        if (o.kind === 'identity') return found(o.identity, ar)
+        return tryInTurn(candidates, ar, route, i + 1, o.kind === 'deny' ? moreSpecific(refusal, o, a) : refusal)
+      })
     }
+    if (outcome.kind === 'identity') return found(outcome.identity, ar)
+    if (outcome.kind === 'deny') refusal = moreSpecific(refusal, outcome, a)
   }
   // A body read for a refused signature is still the request's body (a report-only route forwards it).
-  const denial: Extract<AuthResult, { kind: 'deny' }> = refusal ?? { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
+  const denial: Refusal = refusal ?? { kind: 'deny', code: 'MISSING_CREDENTIALS', message: route.missingMessage }
   return ar.body ? { ...denial, body: ar.body } : denial
+}
+
+function found(identity: Identity, ar: AuthRequest): AuthResult {
+  return { kind: 'identity', identity, ...(ar.body ? { body: ar.body } : {}) }
+}
+
+/** A more specific refusal (expired token) beats "not one of our static tokens". */
+function moreSpecific(refusal: Refusal | undefined, outcome: Extract<AuthOutcome, { kind: 'deny' }>, a: Authenticator): Refusal | undefined {
+  if (refusal && !(refusal.code === 'INVALID_CREDENTIALS' && outcome.code !== 'INVALID_CREDENTIALS')) return refusal
+  return { kind: 'deny', code: outcome.code, ...(outcome.message ? { message: outcome.message } : {}), ...(outcome.fp ? { fp: outcome.fp } : {}), ...(outcome.claimed !== undefined ? { claimed: outcome.claimed } : {}), method: a.name }
 }

@@ -6,6 +6,7 @@ import type { Identity } from '../auth/types.js'
 import type { RateLimitHit } from '../state/types.js'
 import type { State } from '../state/index.js'
 import { rateLimitBucket } from '../state/client-ip.js'
+import { then, type MaybePromise } from '../maybe.js'
 
 /** The replay cache and counters, kept across reloads (src/state). */
 export type GatewayState = Pick<State, 'replay' | 'limits' | 'effectiveMax'>
@@ -55,18 +56,19 @@ function verdict(state: GatewayState, policy: RateLimitPolicy, hit: RateLimitHit
  * `checkAuthFailures`, then `countRequest` only if the address is not throttled — in one store call. The
  * caller has a route with a limit and a gateway with an authFailures policy.
  */
-export async function throttleThenCount(
+export function throttleThenCount(
   state: GatewayState,
   gw: Gateway,
   route: Pick<CompiledRoute, 'id' | 'rateLimit'>,
   identity: Identity | undefined,
   ip: string,
-): Promise<{ throttled: LimitHeaders } | { ok: boolean; headers: LimitHeaders }> {
+): MaybePromise<{ throttled: LimitHeaders } | { ok: boolean; headers: LimitHeaders }> {
   const throttle = gw.defaults.authFailures!
   const policy = route.rateLimit!
-  const r = await state.limits.peekThenHit('af:' + rateLimitBucket(ip), throttle.max, rateLimitKey(route, policy, identity, ip), policy.windowMs)
-  if (r.hit === undefined) return { throttled: headersFor(state.effectiveMax(throttle.max, r.peeked), r.peeked!, true) }
-  return verdict(state, policy, r.hit)
+  return then(state.limits.peekThenHit('af:' + rateLimitBucket(ip), throttle.max, rateLimitKey(route, policy, identity, ip), policy.windowMs), (r) => {
+    if (r.hit === undefined) return { throttled: headersFor(state.effectiveMax(throttle.max, r.peeked), r.peeked!, true) }
+    return verdict(state, policy, r.hit)
+  })
 }
 
 /** Count this request against its route's limit; undefined when the route has none. */

@@ -171,12 +171,16 @@ export class UpstreamPools {
    * Forward and pipe the response into `res`. `onHeaders` runs once the upstream answered, before
    * anything is written, so the caller can log and add headers.
    */
-  async forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
+  forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
     // The upstream's `timeout` runs from here — waiting for a connection included — until its response headers.
     const deadline = Date.now() + f.upstream.timeoutMs
     const waited = this.wait(f.upstream, deadline, res)
-    const slot = waited instanceof Promise ? await waited : waited
-    if ('error' in slot) return { started: false, error: slot.error }
+    if (!(waited instanceof Promise)) return this.send(f, res, onHeaders, waited.release, deadline)
+    return waited.then((slot) => ('error' in slot ? { started: false, error: slot.error } : this.send(f, res, onHeaders, slot.release, deadline)))
+  }
+
+  /** With a connection slot held (given back when the exchange with the upstream ends). */
+  private send(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void, release: () => void, deadline: number): Promise<ForwardResult> {
     let started = false
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
     // undici's own headersTimeout is not enough alone: it does not fire on time for sub-second values,
@@ -211,7 +215,7 @@ export class UpstreamPools {
         },
         (err) => {
           clearTimeout(timer)
-          slot.release()
+          release()
           if (err === null) resolve({ started })
           else resolve({ started, error: timedOut && !started ? 'UPSTREAM_TIMEOUT' : errorCode(err as NodeJS.ErrnoException) })
         },

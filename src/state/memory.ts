@@ -199,7 +199,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return this.#peek(key, performance.now())
   }
 
-  async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
+  peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): PeekThenHit {
     const now = performance.now()
     const peeked = this.#peek(peekKey, now)
     if (peeked !== undefined && peeked.count >= peekMax) return { peeked }

@@ -379,11 +379,16 @@ export class RedisRateLimitStore implements RateLimitStore {
     return { count: Number(reply[0]), ttlMs: Math.max(0, Number(reply[1])) }
   }
 
-  /** One script on one Redis; on Cluster the two keys live on different nodes, so a peek and then a hit. */
+  /** One Redis (single or behind Sentinel): both keys in one script. On Cluster they live on different nodes. */
+  get oneTrip(): boolean {
+    // Cluster: more than the one empty tag.
+    return this.#link.keys.tags.length === 1
+  }
+
+  /** One script on one Redis; on Cluster, a peek and then a hit. */
   async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
     const k = this.#link.keys
-    // Cluster: more than the one empty tag.
-    if (k.tags.length > 1) {
+    if (!this.oneTrip) {
       const peeked = await this.peek(peekKey)
       if (peeked !== undefined && peeked.count >= peekMax) return { peeked }
       return { peeked, hit: await this.hit(key, windowMs) }

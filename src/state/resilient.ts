@@ -233,6 +233,20 @@ export class ResilientRateLimitStore implements RateLimitStore {
   }
 
   async peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit> {
+    // On Cluster the two keys are on two nodes, and one may fail while the other answers: each call then
+    // takes its own fallback, as peek() and hit() one after the other would — Redis' answer to the peek
+    // is kept when only the count falls back.
+    if (!this.primary.oneTrip) {
+      const peeked = await this.peek(peekKey)
+      const max = peeked !== undefined && this.fallback.localHits.has(peeked) ? Math.ceil(peekMax / this.fallback.replicas) : peekMax
+      if (peeked !== undefined && peeked.count >= max) return { peeked }
+      try {
+        return { peeked, hit: await this.hit(key, windowMs) }
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) err.afterPeek = true
+        throw err
+      }
+    }
     const answer = await viaRedis(this.health, () => this.primary.peekThenHit(peekKey, peekMax, key, windowMs))
     if ('value' in answer) return answer.value
     switch (this.fallback.onStoreError.rateLimit) {

@@ -3,6 +3,9 @@
 
 /** Thrown by a store that cannot answer (unreachable, timed out, or full): the pipeline decides per onStoreError. */
 export class StoreUnavailableError extends Error {
+  /** Set by peekThenHit when its peek was answered and only the count failed (steps/admit.ts). */
+  afterPeek = false
+
   constructor(message: string, readonly reason: 'unreachable' | 'full') {
     super(message)
     this.name = 'StoreUnavailableError'
@@ -44,7 +47,8 @@ export interface RateLimitStore {
    * `peek(peekKey)`, then `hit(key, windowMs)` only if that count is below `peekMax` — in one call (one
    * round trip in Redis). `hit` is absent exactly when the peeked count reached `peekMax`. A store answering
    * from a process-local fallback compares against its share of `peekMax`, as State.effectiveMax does.
+   * The memory store answers at once (no promise: this is on every request's path).
    */
-  peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): Promise<PeekThenHit>
+  peekThenHit(peekKey: string, peekMax: number, key: string, windowMs: number): PeekThenHit | Promise<PeekThenHit>
   close(): Promise<void>
 }

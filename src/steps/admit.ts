@@ -9,23 +9,43 @@
 //   any request on a public route), on a route with a limit, from an address the throttle lets through.
 // Every other case (a refused credential, a 403, no limit or no throttle) takes the steps one by one.
 import type { IncomingMessage } from 'node:http'
+import type { AuthResult } from '../auth/authenticate.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Denial, Exchange } from '../exchange.js'
+import { then, type MaybePromise } from '../maybe.js'
 import { throttleThenCount } from '../policy/limits.js'
+import { StoreUnavailableError } from '../state/types.js'
 import { authenticateRequest, checkRoles, checkThrottle, rolesDenial, settleCredentials } from './authenticate.js'
 import { checkReplayAndLimit } from './limits.js'
 
-export async function admitLocally(x: Exchange, req: IncomingMessage, route: CompiledRoute): Promise<Denial | undefined> {
-  const auth = route.public ? undefined : await authenticateRequest(x, req)
+/** Synchronous (no promise) in memory mode for a bearer, apiKey, mtls or public request. */
+export function admitLocally(x: Exchange, req: IncomingMessage, route: CompiledRoute): MaybePromise<Denial | undefined> {
+  if (route.public) return admit(x, route, undefined)
+  return then(authenticateRequest(x, req), (auth) => admit(x, route, auth))
+}
+
+function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined): MaybePromise<Denial | undefined> {
   const identity = auth?.kind === 'identity' ? auth.identity : undefined
   const counted = route.rateLimit !== null && x.gw.defaults.authFailures !== null && (auth === undefined || (identity !== undefined && !rolesDenial(route, identity)))
-  if (counted) {
-    const r = await throttleThenCount(x.rt.state, x.gw, route, identity, x.ip)
+  if (!counted) return oneByOne(x, auth)
+  const decided = then(throttleThenCount(x.rt.state, x.gw, route, identity, x.ip), (r): Denial | undefined => {
     if ('throttled' in r) return { code: 'RATE_LIMITED', headers: r.throttled, limitedBy: 'authFailures' }
     if (identity) x.identity = identity
     if (!r.ok) return { code: 'RATE_LIMITED', headers: r.headers, limitedBy: route.rateLimit!.by }
     x.limitHeaders = r.headers
     return undefined
+  })
+  // The store failed (onStoreError deny: 503). The steps one by one would have taken the identity before
+  // counting: when only the count failed (Cluster: its node, not the throttle's), the 503 names it too.
+  if (decided instanceof Promise) {
+    return decided.catch((err: unknown) => {
+      if (identity && err instanceof StoreUnavailableError && err.afterPeek) x.identity = identity
+      throw err
+    })
   }
+  return decided
+}
+
+async function oneByOne(x: Exchange, auth: AuthResult | undefined): Promise<Denial | undefined> {
   return (await checkThrottle(x)) ?? (auth ? await settleCredentials(x, auth) : undefined) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
 }

@@ -10,19 +10,20 @@ import { isReportOnly, type Denial, type Exchange, type MatchedRoute } from '../
 import { checkAuthFailures, countAuthFailure } from '../policy/limits.js'
 import { readBody } from '../proxy/body.js'
 import { strictClientIp } from '../state/client-ip.js'
+import { then, type MaybePromise } from '../maybe.js'
 
 export async function checkThrottle(x: Exchange): Promise<Denial | undefined> {
   const throttled = await checkAuthFailures(x.rt.state, x.gw, x.ip)
   return throttled ? { code: 'RATE_LIMITED', headers: throttled, limitedBy: 'authFailures' } : undefined
 }
 
-export async function checkCredentials(x: Exchange, req: IncomingMessage): Promise<Denial | undefined> {
+export function checkCredentials(x: Exchange, req: IncomingMessage): MaybePromise<Denial | undefined> {
   if (x.route!.public) return undefined
-  return settleCredentials(x, await authenticateRequest(x, req))
+  return then(authenticateRequest(x, req), (auth) => settleCredentials(x, auth))
 }
 
 /** The route's methods on this request: an identity or a refusal, not yet acted on. */
-export function authenticateRequest(x: Exchange, req: IncomingMessage): Promise<AuthResult> {
+export function authenticateRequest(x: Exchange, req: IncomingMessage): MaybePromise<AuthResult> {
   const route = x.route!
   return authenticate(x.gw, route, req, {
     path: x.path!,
@@ -36,7 +37,7 @@ export function authenticateRequest(x: Exchange, req: IncomingMessage): Promise<
 }
 
 /** Act on an authentication result: the exchange takes the identity (and body), or a 401 is counted and refused. */
-export async function settleCredentials(x: Exchange, auth: AuthResult): Promise<Denial | undefined> {
+export function settleCredentials(x: Exchange, auth: AuthResult): MaybePromise<Denial | undefined> {
   const route = x.route!
   if (auth.kind === 'identity') {
     x.identity = auth.identity
@@ -44,9 +45,14 @@ export async function settleCredentials(x: Exchange, auth: AuthResult): Promise<
     return undefined
   }
   if (auth.body) x.body = auth.body
+  const denial = refusalOf(route, auth)
   // A report-only route forwards the request anyway: its would-be 401 must not lock the address out of
   // the routes that do enforce (DESIGN §3.2 — report mode changes nothing a client sees).
-  if (ERRORS[auth.code].status === 401 && !isReportOnly(route)) await countAuthFailure(x.rt.state, x.gw, x.ip)
+  if (ERRORS[auth.code].status === 401 && !isReportOnly(route)) return countAuthFailure(x.rt.state, x.gw, x.ip).then(() => denial)
+  return denial
+}
+
+function refusalOf(route: MatchedRoute, auth: Extract<AuthResult, { kind: 'deny' }>): Denial {
   return {
     code: auth.code,
     ...(auth.message ? { message: auth.message } : {}),
