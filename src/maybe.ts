@@ -2,9 +2,19 @@
 // `async` function) costs a promise and a microtask turn, and a bearer request's steps are all synchronous
 // in memory mode — the store, the digest lookup, the roles. See docs/performance.md.
 
-export type MaybePromise<T> = T | Promise<T>
+export type MaybePromise<T> = T | PromiseLike<T>
+
+/**
+ * Is the value still to come? Any thenable counts, as `await` counts it — a promise of another realm
+ * (node:vm, a worker) fails `instanceof Promise` and would otherwise be taken for the answer itself.
+ * No value the steps answer with (a Denial, an AuthResult, a hit) has a `then`.
+ */
+export function pending<T>(value: MaybePromise<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+}
 
 /** `f(value)` at once when `value` is here, after it settles otherwise (a rejection passes through). */
 export function then<T, U>(value: MaybePromise<T>, f: (v: T) => MaybePromise<U>): MaybePromise<U> {
-  return value instanceof Promise ? value.then(f) : f(value)
+  // Promise.resolve adopts any thenable as a native promise (a native one is returned as is).
+  return pending(value) ? Promise.resolve(value).then(f) : f(value)
 }

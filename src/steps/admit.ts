@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AuthResult } from '../auth/authenticate.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Denial, Exchange } from '../exchange.js'
-import { then, type MaybePromise } from '../maybe.js'
+import { pending, then, type MaybePromise } from '../maybe.js'
 import { throttleThenCount } from '../policy/limits.js'
 import { StoreUnavailableError } from '../state/types.js'
 import { authenticateRequest, checkRoles, checkThrottle, rolesDenial, settleCredentials } from './authenticate.js'
@@ -37,8 +37,8 @@ function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined):
   })
   // The store failed (onStoreError deny: 503). The steps one by one would have taken the identity before
   // counting: when only the count failed (Cluster: its node, not the throttle's), the 503 names it too.
-  if (decided instanceof Promise) {
-    return decided.catch((err: unknown) => {
+  if (pending(decided)) {
+    return Promise.resolve(decided).catch((err: unknown) => {
       if (identity && err instanceof StoreUnavailableError && err.afterPeek) x.identity = identity
       throw err
     })

@@ -116,7 +116,7 @@ function routed(rt: TestRuntime, url: string, headers: Array<[string, string]>):
   return x
 }
 
-async function settle(p: Promise<Denial | undefined> | Denial | undefined): Promise<{ denial?: Denial | undefined; thrown?: string }> {
+async function settle(p: PromiseLike<Denial | undefined> | Denial | undefined): Promise<{ denial?: Denial | undefined; thrown?: string }> {
   try {
     return { denial: await p }
   } catch (err) {
