@@ -186,6 +186,10 @@ export function handleClientError(rt: Runtime, err: NodeJS.ErrnoException & { ra
     else socket.destroy()
     return
   }
+  // The same, after that request's answer was sent in full (a 401 before its body was read): the failure
+  // is in its body, already answered and audited — not a request of its own.
+  const latest = (socket as Connection)[kLatest]
+  if (!pending && latest !== undefined && !latest.req.complete) return void socket.destroy()
   // A request of its own: alone on the connection, or pipelined behind complete ones still being answered
   // (its answer then waits for theirs, and nothing after it is read).
   markClosing(socket)

@@ -257,3 +257,15 @@ t.test(
     t.equal(ok.status, 200, 'a valid credential on an enforced route is not throttled by report-only traffic')
   },
 )
+
+t.test('a body that breaks off after its request was already answered: the connection closes, no second answer or audit line', async (t) => {
+  const h = await start(t)
+  // No credential: 401 at once, without reading the body; the body's framing then breaks. That failure
+  // belongs to the request already answered and audited — it is not a request of its own.
+  const text = await readAll(h.port, req(['POST /admin HTTP/1.1', 'Host: gw.test', 'Transfer-Encoding: chunked']) + '5\r\nhello\r\nzz\r\n')
+  t.match(text, /^HTTP\/1\.1 401 /)
+  t.equal(text.split('HTTP/1.1 ').length - 1, 1, 'one response')
+  t.equal(h.rt.audit.records.length, 1, 'one audit line')
+  t.match(h.rt.audit.records[0]!.record, { status: 401, reason: 'MISSING_CREDENTIALS', method: 'POST', path: '/admin' })
+  t.equal(h.forwarded.length, 0)
+})
