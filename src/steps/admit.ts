@@ -8,6 +8,9 @@
 // - only a request the one-by-one steps would count is counted: an identity the route's roles allow (or
 //   any request on a public route), on a route with a limit, from an address the throttle lets through.
 // Every other case (a refused credential, a 403, no limit or no throttle) takes the steps one by one.
+// One difference is left, in what a 503 STATE_UNAVAILABLE's audit line names: one by one, a Redis that
+// answers the throttle's read and then stops answering gives a 503 naming the identity; here the one
+// script fails as a whole and the 503 names none (on Cluster, where the two are separate calls, it does).
 import type { IncomingMessage } from 'node:http'
 import type { AuthResult } from '../auth/authenticate.js'
 import type { CompiledRoute } from '../config/compile.js'
