@@ -9,12 +9,12 @@ export type MaybePromise<T> = T | PromiseLike<T>
  * (node:vm, a worker) fails `instanceof Promise` and would otherwise be taken for the answer itself.
  * No value the steps answer with (a Denial, an AuthResult, a hit) has a `then`.
  */
-export function pending<T>(value: MaybePromise<T>): value is PromiseLike<T> {
+export function isPending<T>(value: MaybePromise<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
 
 /** `f(value)` at once when `value` is here, after it settles otherwise (a rejection passes through). */
 export function then<T, U>(value: MaybePromise<T>, f: (v: T) => MaybePromise<U>): MaybePromise<U> {
   // Promise.resolve adopts any thenable as a native promise (a native one is returned as is).
-  return pending(value) ? Promise.resolve(value).then(f) : f(value)
+  return isPending(value) ? Promise.resolve(value).then(f) : f(value)
 }

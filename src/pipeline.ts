@@ -18,7 +18,7 @@ import { checkFraming } from './steps/framing.js'
 import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
 import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
 import { checkConcurrency, checkReplayAndLimit } from './steps/limits.js'
-import { pending, then, type MaybePromise } from './maybe.js'
+import { isPending, then, type MaybePromise } from './maybe.js'
 import { admitLocally } from './steps/admit.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
@@ -39,7 +39,7 @@ function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromi
   } catch (err) {
     return failed(x, req, err)
   }
-  if (pending(denial)) return Promise.resolve(denial).then((d) => concluded(x, d), (err: unknown) => failed(x, req, err))
+  if (isPending(denial)) return Promise.resolve(denial).then((d) => concluded(x, d), (err: unknown) => failed(x, req, err))
   return concluded(x, denial)
 }
 
@@ -145,7 +145,7 @@ export async function handleRequest(rt: Runtime, req: IncomingMessage, res: Serv
   })
   try {
     const go = decide(x, req, false)
-    if (pending(go) ? await go : go) await answer(x, req, res)
+    if (isPending(go) ? await go : go) await answer(x, req, res)
   } catch (err) {
     x.internal(err)
   }

@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors.js'
 import { groupKinds } from './groups.js'
 import { LOOPBACK } from './methods.js'
 import type { AuthOutcome, AuthRequest, Authenticator, CredentialKind, Identity } from './types.js'
-import { pending } from '../maybe.js'
+import { isPending } from '../maybe.js'
 
 export type AuthResult =
   | { kind: 'identity'; identity: Identity; body?: Buffer }
@@ -67,7 +67,7 @@ function tryInTurn(
   for (let i = from; i < candidates.length; i++) {
     const a = candidates[i]!
     const outcome = a.authenticate(ar)
-    if (pending(outcome)) {
+    if (isPending(outcome)) {
       return Promise.resolve(outcome).then((o) => {
         if (o.kind === 'identity') return found(o.identity, ar)
         return tryInTurn(candidates, ar, route, i + 1, o.kind === 'deny' ? moreSpecific(refusal, o, a) : refusal)

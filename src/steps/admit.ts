@@ -15,7 +15,7 @@ import type { IncomingMessage } from 'node:http'
 import type { AuthResult } from '../auth/authenticate.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Denial, Exchange } from '../exchange.js'
-import { pending, then, type MaybePromise } from '../maybe.js'
+import { isPending, then, type MaybePromise } from '../maybe.js'
 import { throttleThenCount } from '../policy/limits.js'
 import { StoreUnavailableError } from '../state/types.js'
 import { authenticateRequest, checkRoles, checkThrottle, rolesDenial, settleCredentials } from './authenticate.js'
@@ -40,7 +40,7 @@ function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined):
   })
   // The store failed (onStoreError deny: 503). The steps one by one would have taken the identity before
   // counting: when only the count failed (Cluster: its node, not the throttle's), the 503 names it too.
-  if (pending(decided)) {
+  if (isPending(decided)) {
     return Promise.resolve(decided).catch((err: unknown) => {
       if (identity && err instanceof StoreUnavailableError && err.afterPeek) x.identity = identity
       throw err
