@@ -8,6 +8,7 @@
 // CPU µs per request and peak RSS, each as a ratio to the plain proxy; bench/results.json; and the memory
 // held by 1 M replay-cache entries. `--quick`: a short subset. `BENCH_CPU_PROF=DIR`: gateways run with
 // --cpu-prof into DIR. `--only REGEX`: only matching scenarios (plus the plain proxy the ratios need).
+// `--repeat N`: every scenario N times, interleaved; each figure is the median of its N runs.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes, generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync, openSync, readFileSync } from 'node:fs'
@@ -23,6 +24,8 @@ const ROOT = join(HERE, '..', '..')
 const QUICK = process.argv.includes('--quick')
 const onlyAt = process.argv.indexOf('--only')
 const ONLY = onlyAt > 0 ? new RegExp(process.argv[onlyAt + 1]!) : undefined
+const repeatAt = process.argv.indexOf('--repeat')
+const REPEAT = repeatAt > 0 ? Math.max(1, Math.min(9, Number(process.argv[repeatAt + 1]) || 1)) : 1
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 2 : 5))
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? (QUICK ? 1 : 2))
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -220,6 +223,27 @@ async function measure(s: Scenario): Promise<Result> {
   }
 }
 
+/** Each figure of a scenario's runs: its median (for an even count, the lower middle). */
+function medianResult(runs: Result[]): Result {
+  const mid = <T extends number | undefined>(values: T[]): T => {
+    const known = values.filter((v): v is NonNullable<T> => v !== undefined).sort((a, b) => (a as number) - (b as number))
+    return (known.length ? known[Math.floor((known.length - 1) / 2)] : undefined) as T
+  }
+  const first = runs[0]!
+  const cpu = mid(runs.map((r) => r.cpuUsPerReq))
+  const rss = mid(runs.map((r) => r.peakRssMb))
+  return {
+    name: first.name,
+    rps: mid(runs.map((r) => r.rps)),
+    p50Us: mid(runs.map((r) => r.p50Us)),
+    p99Us: mid(runs.map((r) => r.p99Us)),
+    non2xx: Math.max(...runs.map((r) => r.non2xx)),
+    errors: Math.max(...runs.map((r) => r.errors)),
+    ...(cpu !== undefined ? { cpuUsPerReq: cpu } : {}),
+    ...(rss !== undefined ? { peakRssMb: rss } : {}),
+  }
+}
+
 async function replayMemory(): Promise<Record<string, number> | undefined> {
   try {
     const { stdout } = await execFileP(process.execPath, ['--expose-gc', join(HERE, 'replay-memory.js'), '1000000'], { timeout: 180_000 })
@@ -279,11 +303,16 @@ async function main(): Promise<void> {
   }
   const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
   const chosen = scenarios.filter((s) => s.name.startsWith('plain') || (ONLY ? ONLY.test(s.name) : !QUICK || quickSet.test(s.name)))
-  const results: Result[] = []
-  for (const s of chosen) {
-    results.push(await measure(s))
-    process.stderr.write(`measured ${s.name}\n`)
+  // --repeat N: the whole list N times over, interleaved, and each figure the median of its N (a noisy
+  // host moves single runs by more than the goals' margins; interleaving spreads its moods over all).
+  const rounds: Result[][] = chosen.map(() => [])
+  for (let round = 1; round <= REPEAT; round++) {
+    for (const [i, s] of chosen.entries()) {
+      rounds[i]!.push(await measure(s))
+      process.stderr.write(`measured ${s.name}${REPEAT > 1 ? ` (${round}/${REPEAT})` : ''}\n`)
+    }
   }
+  const results = rounds.map(medianResult)
   const base = results.find((r) => r.name.startsWith('plain'))!
   const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? Math.round((a / b) * 100) / 100 : undefined)
   for (const r of results) {
@@ -319,7 +348,7 @@ async function main(): Promise<void> {
   const replay = await replayMemory()
   if (replay) process.stdout.write(`memory replay cache, ${replay.entries} entries: ${replay.mb} MB held (${replay.insertNsPerEntry} ns per insert)\n`)
   const outFile = join(ROOT, 'bench', 'results.json')
-  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, quick: QUICK, loadGenerator: 'autocannon 9, child process', seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, results, goals, replayCache: replay }, null, 2) + '\n')
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, quick: QUICK, repeat: REPEAT, loadGenerator: 'autocannon 9, child process', seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, results, goals, replayCache: replay }, null, 2) + '\n')
   process.stdout.write(`\nwritten ${outFile}; audit logs in ${logDir}\n`)
 }
 
