@@ -31,8 +31,3 @@ export function fullFingerprint(credential: string): string {
 export function digestsEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
 }
-
-/** Constant-time comparison of two strings of any length, via their SHA-256 digests. */
-export function secretsEqual(a: string | Buffer, b: string | Buffer): boolean {
-  return digestsEqual(sha256(a), sha256(b))
-}

@@ -30,10 +30,6 @@ export class CredentialTable<O extends CredentialOwner = CredentialOwner> {
     return this.byDigest.size
   }
 
-  find(presented: string): O | undefined {
-    return this.findDigest(sha256(presented))
-  }
-
   /** The owner of the credential whose SHA-256 this is. */
   findDigest(digest: Buffer): O | undefined {
     return this.byDigest.get(digest.toString('latin1'))

@@ -24,15 +24,18 @@ if tonumber(ARGV[1]) >= horizon then redis.call('SET', KEYS[3], ARGV[1], 'PX', A
 return 1
 `
 
+// One request counted for `key` in a window of `windowMs` (Lua expressions), leaving `count` and `ttl`.
 // The window starts at the key's first request: only the INCR that creates the key sets its expiry.
 // A key found without one (PTTL -1, e.g. written by hand) gets it too, so no counter lives forever.
-const HIT_LUA = `
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+const countLua = (key: string, windowMs: string) => `
+local count = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
 if count == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
+end`
+
+const HIT_LUA = `${countLua('KEYS[1]', 'ARGV[1]')}
 return {count, ttl}
 `
 
@@ -55,13 +58,7 @@ if peeked then
   if peeked >= tonumber(ARGV[1]) then return {peeked, peekedTtl} end
 else
   peeked = -1
-end
-local count = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[2])
-if count == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
+end${countLua('KEYS[2]', 'ARGV[2]')}
 return {peeked, peekedTtl, count, ttl}
 `
 

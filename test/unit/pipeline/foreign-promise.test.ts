@@ -18,18 +18,18 @@ function foreign<T>(value: T): Promise<T> {
   return runInNewContext('Promise.resolve(v)', { v: value }) as Promise<T>
 }
 
-t.test('an authenticator answering with a promise of another realm: its identity is taken, as `await` took it', async (t) => {
-  const identity = { name: 'ops', roles: ['admin'], method: 'bearer', fp: 'token:abcdef' }
-  const remote: Authenticator = {
+/** A bearer request authenticated by one stand-in bearer authenticator answering with `answer()`. */
+function authenticateWith(answer: () => Promise<AuthOutcome>) {
+  const stand: Authenticator = {
     name: 'bearer',
     kind: 'bearer',
     credentialHeaders: ['authorization'],
     challenge: 'Bearer realm="portcullis"',
     present: (req: IncomingMessage) => req.headers.authorization !== undefined,
-    authenticate: (): Promise<AuthOutcome> => foreign<AuthOutcome>({ kind: 'identity', identity }),
+    authenticate: answer,
   }
   const req = fakeRequest({ url: '/admin', headers: [['authorization', 'Bearer ' + 'x'.repeat(40)]] })
-  const r = await authenticate(gw, { auth: [remote], loopbackAllow: false, missingMessage: 'Missing bearer token' }, req, {
+  return authenticate(gw, { auth: [stand], loopbackAllow: false, missingMessage: 'Missing bearer token' }, req, {
     path: '/admin',
     query: '',
     tls: false,
@@ -37,6 +37,11 @@ t.test('an authenticator answering with a promise of another realm: its identity
     clientIp: '10.1.2.3',
     readBody: async () => Buffer.alloc(0),
   })
+}
+
+t.test('an authenticator answering with a promise of another realm: its identity is taken, as `await` took it', async (t) => {
+  const identity = { name: 'ops', roles: ['admin'], method: 'bearer', fp: 'token:abcdef' }
+  const r = await authenticateWith(() => foreign<AuthOutcome>({ kind: 'identity', identity }))
   t.match(r, { kind: 'identity', identity: { name: 'ops' } }, 'not MISSING_CREDENTIALS: the outcome was never looked at')
 })
 
@@ -45,25 +50,9 @@ t.test('an authenticator whose promise of another realm rejects: the rejection r
   const onUnhandled = (reason: unknown) => void unhandled.push(reason)
   process.on('unhandledRejection', onUnhandled)
   t.teardown(() => void process.off('unhandledRejection', onUnhandled))
-  const failing: Authenticator = {
-    name: 'bearer',
-    kind: 'bearer',
-    credentialHeaders: ['authorization'],
-    challenge: 'Bearer realm="portcullis"',
-    present: (req: IncomingMessage) => req.headers.authorization !== undefined,
-    authenticate: (): Promise<AuthOutcome> => runInNewContext('Promise.reject(new Error("key set fetch failed"))') as Promise<AuthOutcome>,
-  }
-  const req = fakeRequest({ url: '/admin', headers: [['authorization', 'Bearer ' + 'x'.repeat(40)]] })
   let outcome: string
   try {
-    const r = await authenticate(gw, { auth: [failing], loopbackAllow: false, missingMessage: 'Missing bearer token' }, req, {
-      path: '/admin',
-      query: '',
-      tls: false,
-      now: Date.now(),
-      clientIp: '10.1.2.3',
-      readBody: async () => Buffer.alloc(0),
-    })
+    const r = await authenticateWith(() => runInNewContext('Promise.reject(new Error("key set fetch failed"))') as Promise<AuthOutcome>)
     outcome = 'resolved ' + r.kind
   } catch (err) {
     outcome = 'rejected ' + (err as Error).message
