@@ -274,6 +274,8 @@ async function main(): Promise<void> {
     { name: 'same handler in Fastify (hijack)', spec: { url: fastifyProxy, path: '/bearer' } },
   ]
   const body = JSON.stringify({ model: 'bench', payload: 'x'.repeat(1000) })
+  // What a 1 KB body costs a proxy by itself: the ceiling's POST, beside the gateway's bearer POST below.
+  scenarios.push({ name: 'node http + undici Pool, POST 1KB', spec: { url: nodeProxy, path: '/bearer', method: 'POST', body, headers: { 'content-type': 'application/json' } } })
   const sign = { kind: 'rfc9421' as const, keyId: 'bench-1', secret: secrets.BENCH_SIGN_KEY }
   const bearer = { authorization: `Bearer ${secrets.BENCH_TOKEN}` }
   for (const store of ['memory', 'redis'] as const) {
@@ -282,6 +284,8 @@ async function main(): Promise<void> {
     scenarios.push(
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
       { name: `${p} bearer`, spec: { url: gw, path: '/bearer', headers: bearer } },
+      // control for rfc9421 POST: the same body behind a bearer token, so the signature's own cost shows
+      { name: `${p} bearer POST 1KB`, spec: { url: gw, path: '/bearer', method: 'POST', body, headers: { ...bearer, 'content-type': 'application/json' } } },
       // control for 100r×1000i: the same request, but built per request by the load generator as the rotating scenarios are
       { name: `${p} bearer, per-request build`, spec: { url: gw, path: '/bearer', rotate: { paths: ['/bearer'], headers: [bearer] } } },
       { name: `${p} api-key`, spec: { url: gw, path: '/apikey', headers: { 'x-api-key': secrets.BENCH_KEY } } },
@@ -301,7 +305,7 @@ async function main(): Promise<void> {
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
     )
   }
-  const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
+  const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|bearer POST 1KB|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
   const chosen = scenarios.filter((s) => s.name.startsWith('plain') || (ONLY ? ONLY.test(s.name) : !QUICK || quickSet.test(s.name)))
   // --repeat N: the whole list N times over, interleaved, and each figure the median of its N (a noisy
   // host moves single runs by more than the goals' margins; interleaving spreads its moods over all).
@@ -335,6 +339,9 @@ async function main(): Promise<void> {
     'bearer ÷ node ceiling (req/s)': ratio(get('portcullis memory bearer')?.rps, get('node http + undici Pool')?.rps),
     'bearer ÷ node ceiling (CPU/req, inverse)': ratio(get('node http + undici Pool')?.cpuUsPerReq, get('portcullis memory bearer')?.cpuUsPerReq),
     'rfc9421 POST 1KB ÷ bearer (req/s)': ratio(get('portcullis memory rfc9421 POST 1KB')?.rps, get('portcullis memory bearer')?.rps),
+    'rfc9421 POST 1KB ÷ bearer POST 1KB (req/s)': ratio(get('portcullis memory rfc9421 POST 1KB')?.rps, get('portcullis memory bearer POST 1KB')?.rps),
+    'node ceiling POST 1KB ÷ its GET (req/s)': ratio(get('node http + undici Pool, POST 1KB')?.rps, get('node http + undici Pool')?.rps),
+    'bearer POST 1KB ÷ node ceiling POST 1KB (req/s)': ratio(get('portcullis memory bearer POST 1KB')?.rps, get('node http + undici Pool, POST 1KB')?.rps),
     'redis ÷ memory, bearer (req/s)': ratio(get('portcullis redis bearer')?.rps, get('portcullis memory bearer')?.rps),
     'CPU/req 100r×1000i ÷ 1r×1i, bearer': ratio(get('portcullis memory 100r×1000i bearer')?.cpuUsPerReq, get('portcullis memory bearer')?.cpuUsPerReq),
     'bearer p99 ÷ plain p99': ratio(get('portcullis memory bearer')?.p99Us, base.p99Us),

@@ -6,8 +6,14 @@ import type { Denial } from '../exchange.js'
 import { hasBody } from '../proxy/body.js'
 
 export function hasValidHost(req: IncomingMessage): boolean {
-  // headersDistinct keeps every value of a repeated header (req.headers keeps only the first Host).
-  const hosts = req.headersDistinct.host?.length ?? 0
+  // Counted in the raw header list (req.headers keeps only the first Host); headersDistinct would build
+  // an object of arrays for every header of every request to answer this.
+  const raw = req.rawHeaders
+  let hosts = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+  }
   return hosts === 1 || (hosts === 0 && req.httpVersion === '1.0')
 }
 
