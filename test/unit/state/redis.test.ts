@@ -162,3 +162,35 @@ t.test('redis: ACL user and password in the URL', { skip: redisSkip }, async (t)
   await t.rejects(wrongReplay.remember('acl', 10_000), StoreUnavailableError)
   await wrongReplay.close()
 })
+
+t.test('redis: the commands of one event-loop turn leave in one socket write, and each gets its own answer', { skip: redisSkip }, async (t) => {
+  const link = await openLink()
+  const limits = new RedisRateLimitStore(link)
+  t.teardown(() => limits.close())
+  await limits.hit('warm', 60_000) // the first call may load the script
+  // Count what reaches the socket: one _write or _writev call is one write(2)/writev(2) at most.
+  const socket = (link.client as unknown as { stream: { _write: (...a: unknown[]) => unknown; _writev: (...a: unknown[]) => unknown } }).stream
+  let writes = 0
+  const write = socket._write
+  const writev = socket._writev
+  socket._write = function (this: unknown, ...a: unknown[]) {
+    writes++
+    return write.apply(this, a)
+  }
+  socket._writev = function (this: unknown, ...a: unknown[]) {
+    writes++
+    return writev.apply(this, a)
+  }
+  t.teardown(() => {
+    socket._write = write
+    socket._writev = writev
+  })
+  const hits = await Promise.all(Array.from({ length: 40 }, (_, i) => limits.hit(`batch-${i % 4}`, 60_000)))
+  t.ok(writes >= 1 && writes <= 2, `40 commands in ${writes} write(s)`)
+  // Each answer is its own command's: keys batch-0..3 counted 1..10 each, in the order issued.
+  for (let k = 0; k < 4; k++) t.same(hits.filter((_, i) => i % 4 === k).map((h) => h.count), Array.from({ length: 10 }, (_, i) => i + 1), `batch-${k} counted in order`)
+  // Commands of a later turn go out on their own (the connection was uncorked).
+  writes = 0
+  t.equal((await limits.hit('batch-0', 60_000)).count, 11)
+  t.equal(writes, 1, 'a lone command is written at once, in its own turn')
+})
