@@ -19,8 +19,6 @@ export interface LoadSpec {
   sign?: { kind: 'worker-v1'; secret: string } | { kind: 'rfc9421'; keyId: string; secret: string }
   /** A file of pre-minted header sets, one JSON object a line; each is used once. */
   pool?: string
-  /** Requests per second over all connections (autocannon's overallRate); absent = as fast as answered. */
-  overallRate?: number
   /** Rotate over these paths and header sets (many routes × many identities). */
   rotate?: { paths: string[]; headers: Record<string, string>[] }
 }
@@ -70,7 +68,6 @@ const instance = (autocannon as unknown as (o: autocannon.Options) => NodeJS.Eve
   method,
   headers: spec.headers ?? {},
   ...(spec.body !== undefined ? { body: spec.body } : {}),
-  ...(spec.overallRate !== undefined ? { overallRate: spec.overallRate } : {}),
   ...(setup ? { requests: [{ method, path: spec.path, ...(spec.body !== undefined ? { body: spec.body } : {}), setupRequest: setup }] } : {}),
 } as autocannon.Options)
 instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {

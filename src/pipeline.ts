@@ -16,10 +16,10 @@ import { StoreUnavailableError } from './state/types.js'
 import { normalizeAddress } from './state/client-ip.js'
 import { checkFraming } from './steps/framing.js'
 import { checkDeclaredSize, checkPath, findRoute } from './steps/route.js'
-import { checkCredentials, checkRoles, checkThrottle } from './steps/authenticate.js'
-import { checkConcurrency, checkReplayAndLimit } from './steps/limits.js'
+import { checkCredentials } from './steps/authenticate.js'
+import { checkConcurrency } from './steps/limits.js'
 import { isPending, then, type MaybePromise } from './maybe.js'
-import { admitLocally } from './steps/admit.js'
+import { admitLocally, oneByOne } from './steps/admit.js'
 import { forwardRequest, respondJoin, responseOnSocket, tunnel } from './steps/forward.js'
 
 /**
@@ -46,12 +46,8 @@ function decide(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromi
 /** Steps 3–5, then the body an assertion will bind. */
 function authorize(x: Exchange, req: IncomingMessage, upgrade: boolean): MaybePromise<Denial | undefined> {
   const route = x.route!
-  const steps = route.upstream !== null && route.admitsLocally ? admitLocally(x, req, route) : oneByOne(x, req)
+  const steps = route.upstream !== null && route.admitsLocally ? admitLocally(x, req, route) : oneByOne(x, () => checkCredentials(x, req))
   return then(steps, (d) => d ?? checkConcurrency(x, x) ?? readAssertedBody(x, req, upgrade))
-}
-
-async function oneByOne(x: Exchange, req: IncomingMessage): Promise<Denial | undefined> {
-  return (await checkThrottle(x)) ?? (await checkCredentials(x, req)) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
 }
 
 /** After steps 3–5: forward, refuse, or (report-only) forward with the refusal recorded. */

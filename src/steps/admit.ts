@@ -30,7 +30,7 @@ export function admitLocally(x: Exchange, req: IncomingMessage, route: CompiledR
 function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined): MaybePromise<Denial | undefined> {
   const identity = auth?.kind === 'identity' ? auth.identity : undefined
   const counted = route.rateLimit !== null && x.gw.defaults.authFailures !== null && (auth === undefined || (identity !== undefined && !rolesDenial(route, identity)))
-  if (!counted) return oneByOne(x, auth)
+  if (!counted) return oneByOne(x, () => (auth ? settleCredentials(x, auth) : undefined))
   const decided = then(throttleThenCount(x.rt.state, x.gw, route, identity, x.ip), (r): Denial | undefined => {
     if ('throttled' in r) return { code: 'RATE_LIMITED', headers: r.throttled, limitedBy: 'authFailures' }
     if (identity) x.identity = identity
@@ -49,6 +49,10 @@ function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined):
   return decided
 }
 
-async function oneByOne(x: Exchange, auth: AuthResult | undefined): Promise<Denial | undefined> {
-  return (await checkThrottle(x)) ?? (auth ? await settleCredentials(x, auth) : undefined) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
+/**
+ * Steps 3–5 one after another: the throttle, then `credentials` (authenticate and act on the result; only
+ * called once the throttle let the request through), the roles, the replay mark and the count.
+ */
+export async function oneByOne(x: Exchange, credentials: () => MaybePromise<Denial | undefined>): Promise<Denial | undefined> {
+  return (await checkThrottle(x)) ?? (await credentials()) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
 }
