@@ -11,7 +11,7 @@ import type { RateLimitStore, ReplayStore } from '../src/state/types.js'
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const prefix = `portcullis-bench:${randomBytes(6).toString('hex')}:`
 
-async function measure(label: string, calls: number, inFlight: number, call: (i: number) => Promise<unknown>): Promise<void> {
+async function measure(label: string, calls: number, inFlight: number, call: (i: number) => unknown): Promise<void> {
   let next = 0
   const started = performance.now()
   const worker = async () => {

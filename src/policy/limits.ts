@@ -25,19 +25,20 @@ function headersFor(max: number, hit: RateLimitHit, limited: boolean): LimitHead
 }
 
 /** Before authenticating: an IP past `authFailures` gets 429 until its window ends. */
-export async function checkAuthFailures(state: GatewayState, gw: Gateway, ip: string): Promise<LimitHeaders | undefined> {
+export function checkAuthFailures(state: GatewayState, gw: Gateway, ip: string): MaybePromise<LimitHeaders | undefined> {
   const policy = gw.defaults.authFailures
   if (!policy) return undefined
-  const hit = await state.limits.peek('af:' + rateLimitBucket(ip))
-  const max = state.effectiveMax(policy.max, hit)
-  if (!hit || hit.count < max) return undefined
-  return headersFor(max, hit, true)
+  return then(state.limits.peek('af:' + rateLimitBucket(ip)), (hit) => {
+    const max = state.effectiveMax(policy.max, hit)
+    if (!hit || hit.count < max) return undefined
+    return headersFor(max, hit, true)
+  })
 }
 
 /** After a 401: count one failure for this IP. */
-export async function countAuthFailure(state: GatewayState, gw: Gateway, ip: string): Promise<void> {
+export function countAuthFailure(state: GatewayState, gw: Gateway, ip: string): MaybePromise<void> {
   const policy = gw.defaults.authFailures
-  if (policy) await state.limits.hit('af:' + rateLimitBucket(ip), policy.windowMs)
+  if (policy) return then(state.limits.hit('af:' + rateLimitBucket(ip), policy.windowMs), () => undefined)
 }
 
 export function rateLimitKey(route: Pick<CompiledRoute, 'id'>, policy: RateLimitPolicy, identity: Identity | undefined, ip: string): string {
@@ -72,13 +73,13 @@ export function throttleThenCount(
 }
 
 /** Count this request against its route's limit; undefined when the route has none. */
-export async function countRequest(
+export function countRequest(
   state: GatewayState,
   route: Pick<CompiledRoute, 'id' | 'rateLimit'>,
   identity: Identity | undefined,
   ip: string,
-): Promise<{ ok: boolean; headers: LimitHeaders } | undefined> {
+): MaybePromise<{ ok: boolean; headers: LimitHeaders } | undefined> {
   const policy = route.rateLimit
   if (!policy) return undefined
-  return verdict(state, policy, await state.limits.hit(rateLimitKey(route, policy, identity, ip), policy.windowMs))
+  return then(state.limits.hit(rateLimitKey(route, policy, identity, ip), policy.windowMs), (hit) => verdict(state, policy, hit))
 }

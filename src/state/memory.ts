@@ -51,7 +51,7 @@ export class MemoryReplayStore implements ReplayStore {
     this.#mask = slots - 1
   }
 
-  async remember(key: string, ttlMs: number): Promise<boolean> {
+  remember(key: string, ttlMs: number): boolean {
     const d = digest(key)
     const now = performance.now()
     const exp = now + Math.max(1, Math.ceil(ttlMs))
@@ -191,11 +191,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
     this.#windows = new LRUCache<string, Window>({ max: maxKeys, ttlAutopurge: false, allowStale: true })
   }
 
-  async hit(key: string, windowMs: number): Promise<RateLimitHit> {
+  hit(key: string, windowMs: number): RateLimitHit {
     return this.#hit(key, windowMs, performance.now())
   }
 
-  async peek(key: string): Promise<RateLimitHit | undefined> {
+  peek(key: string): RateLimitHit | undefined {
     return this.#peek(key, performance.now())
   }
 

@@ -51,8 +51,9 @@ function admit(x: Exchange, route: CompiledRoute, auth: AuthResult | undefined):
 
 /**
  * Steps 3–5 one after another: the throttle, then `credentials` (authenticate and act on the result; only
- * called once the throttle let the request through), the roles, the replay mark and the count.
+ * called once the throttle let the request through), the roles, the replay mark and the count. Synchronous
+ * when each step is (memory mode, a credential that needs no body): a promise only for what is pending.
  */
-export async function oneByOne(x: Exchange, credentials: () => MaybePromise<Denial | undefined>): Promise<Denial | undefined> {
-  return (await checkThrottle(x)) ?? (await credentials()) ?? checkRoles(x) ?? (await checkReplayAndLimit(x))
+export function oneByOne(x: Exchange, credentials: () => MaybePromise<Denial | undefined>): MaybePromise<Denial | undefined> {
+  return then(checkThrottle(x), (throttled) => throttled ?? then(credentials(), (refused) => refused ?? checkRoles(x) ?? checkReplayAndLimit(x)))
 }

@@ -12,9 +12,8 @@ import { readBody } from '../proxy/body.js'
 import { strictClientIp } from '../state/client-ip.js'
 import { then, type MaybePromise } from '../maybe.js'
 
-export async function checkThrottle(x: Exchange): Promise<Denial | undefined> {
-  const throttled = await checkAuthFailures(x.rt.state, x.gw, x.ip)
-  return throttled ? { code: 'RATE_LIMITED', headers: throttled, limitedBy: 'authFailures' } : undefined
+export function checkThrottle(x: Exchange): MaybePromise<Denial | undefined> {
+  return then(checkAuthFailures(x.rt.state, x.gw, x.ip), (throttled) => (throttled ? { code: 'RATE_LIMITED', headers: throttled, limitedBy: 'authFailures' } : undefined))
 }
 
 export function checkCredentials(x: Exchange, req: IncomingMessage): MaybePromise<Denial | undefined> {
@@ -48,7 +47,7 @@ export function settleCredentials(x: Exchange, auth: AuthResult): MaybePromise<D
   const denial = refusalOf(route, auth)
   // A report-only route forwards the request anyway: its would-be 401 must not lock the address out of
   // the routes that do enforce (DESIGN §3.2 — report mode changes nothing a client sees).
-  if (ERRORS[auth.code].status === 401 && !isReportOnly(route)) return countAuthFailure(x.rt.state, x.gw, x.ip).then(() => denial)
+  if (ERRORS[auth.code].status === 401 && !isReportOnly(route)) return then(countAuthFailure(x.rt.state, x.gw, x.ip), () => denial)
   return denial
 }
 

@@ -49,7 +49,7 @@ t.test('replay cache: a rebuild to make room keeps the live entries and drops on
   const store = new MemoryReplayStore(2000)
   for (let i = 0; i < 1000; i++) await store.remember(`live${i}`, 60_000)
   for (let i = 0; i < 1000; i++) await store.remember(`short${i}`, 50)
-  await t.rejects(store.remember('one-more', 60_000), StoreUnavailableError, 'full of unexpired entries')
+  t.throws(() => store.remember('one-more', 60_000), StoreUnavailableError, 'full of unexpired entries')
   await sleep(100)
   let taken = 0
   for (let i = 0; i < 1000; i++) if (await store.remember(`new${i}`, 60_000)) taken++
@@ -58,7 +58,7 @@ t.test('replay cache: a rebuild to make room keeps the live entries and drops on
   for (let i = 0; i < 1000; i++) if (!(await store.remember(`live${i}`, 60_000))) kept++
   t.equal(kept, 1000, 'every live entry is still a replay')
   t.equal(await store.size(), 2000)
-  await t.rejects(store.remember('one-more', 60_000), StoreUnavailableError, 'full again, and nothing live was evicted')
+  t.throws(() => store.remember('one-more', 60_000), StoreUnavailableError, 'full again, and nothing live was evicted')
 })
 
 t.test('replay cache: an expired key is a first use again, in place', async (t) => {

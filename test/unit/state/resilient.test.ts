@@ -24,8 +24,8 @@ async function until(check: () => boolean | Promise<boolean>, ms: number): Promi
   return check()
 }
 
-function failure(p: Promise<unknown>): Promise<unknown> {
-  return p.then(() => undefined, (err: unknown) => err)
+function failure(p: unknown): Promise<unknown> {
+  return Promise.resolve(p).then(() => undefined, (err: unknown) => err)
 }
 
 t.test('killed, then restarted: each onStoreError mode, and recovery without a new State', { skip: redisSkip }, async (t) => {
@@ -236,7 +236,7 @@ t.test('memory state: always ok and ready, limits unscaled', async (t) => {
   t.equal(state.replay.kind, 'memory')
   await state.replay.remember('a', 10_000)
   await state.replay.remember('b', 10_000)
-  t.equal((await failure(state.replay.remember('c', 10_000)) as StoreUnavailableError).reason, 'full')
+  t.equal(((await failure(Promise.resolve().then(() => state.replay.remember('c', 10_000)))) as StoreUnavailableError).reason, 'full', 'the memory store throws at once')
 })
 
 t.test('createState: redis without a url is refused', async (t) => {

@@ -4,6 +4,8 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { checkConcurrency, checkReplayAndLimit } from '../../../src/steps/limits.js'
 import { checkCredentials } from '../../../src/steps/authenticate.js'
+import { oneByOne } from '../../../src/steps/admit.js'
+import { isPending } from '../../../src/maybe.js'
 import { checkPath, findRoute } from '../../../src/steps/route.js'
 import { signWorkerV1 } from '../../../src/client/worker-v1.js'
 import type { Lifetime } from '../../../src/policy/concurrency.js'
@@ -106,4 +108,20 @@ t.test('concurrency does not apply to a route without it, nor to the join route'
   checkPath(join, join.req!)
   findRoute(join)
   t.equal(checkConcurrency(join, lifetime()), undefined)
+})
+
+t.test('memory mode: steps 3–5 of a signed request that needs no body make no promise (docs/performance.md)', async (t) => {
+  const rt = await testRuntime()
+  const headers = Object.entries(signWorkerV1({ id: 'w-9', secret: WORKER_SECRET }))
+  const run = (remoteAddress?: string) => {
+    const { x } = exchangeFor(rt, fakeRequest({ method: 'POST', url: '/work', headers, ...(remoteAddress ? { remoteAddress } : {}) }))
+    if (checkPath(x, x.req!) || findRoute(x)) throw new Error('no route for /work')
+    return oneByOne(x, () => checkCredentials(x, x.req!))
+  }
+  const first = run()
+  t.notOk(isPending(first), 'answered at once')
+  t.equal(first, undefined, 'allowed')
+  const again = run('10.9.9.9')
+  t.notOk(isPending(again), 'the replay is answered at once too')
+  t.same(again, { code: 'REPLAYED' })
 })
