@@ -1,7 +1,8 @@
 // RFC 9530 Content-Digest: compute it for a body and check a received one against the exact bytes.
 // Only sha-256 and sha-512 are accepted; anything else is refused, never ignored. Never throws on input.
 import { createHash } from 'node:crypto'
-import { parseDictionary, serializeDictionary, isInnerList, type Dictionary } from 'structured-headers'
+import { serializeDictionary, isInnerList, type Dictionary } from 'structured-headers'
+import { parseDictionary } from './sf-dictionary.js'
 import { digestsEqual } from './credential.js'
 
 export type DigestAlgorithm = 'sha-256' | 'sha-512'

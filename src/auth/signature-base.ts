@@ -4,7 +4,6 @@
 import { createHmac, type KeyObject } from 'node:crypto'
 import {
   isInnerList,
-  parseDictionary,
   parseItem,
   parseList,
   serializeDictionary,
@@ -18,6 +17,7 @@ import {
   type List,
   type Parameters,
 } from 'structured-headers'
+import { parseDictionary } from './sf-dictionary.js'
 
 /** What a signature base is built from: one request, as the signer sent it or the verifier received it. */
 export interface SignedMessage {
