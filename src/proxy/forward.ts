@@ -195,6 +195,8 @@ export class UpstreamPools {
     }, Math.max(0, deadline - Date.now()))
     // The callback form of stream(): one promise for the whole forward instead of three.
     return new Promise<ForwardResult>((resolve) => {
+      const streamed = body === f.req ? f.req : undefined
+      const listening = streamed ? streamed.listenerCount('error') : 0
       this.entry(f.upstream).pool.stream(
         {
           path: f.upstream.basePath + f.target,
@@ -216,12 +218,29 @@ export class UpstreamPools {
         (err) => {
           clearTimeout(timer)
           release()
+          if (streamed) dropLeftoverListeners(streamed, listening)
           if (err === null) resolve({ started })
           else resolve({ started, error: timedOut && !started ? 'UPSTREAM_TIMEOUT' : errorCode(err as NodeJS.ErrnoException) })
         },
       )
     })
   }
+}
+
+/**
+ * undici leaves 'error' listeners on a stream body after the exchange: its stream handler's
+ * (lib/api/api-stream.js) and its body writer's (lib/dispatcher/client-h1.js writeStream, which takes it
+ * off only on the body's 'close', after it took its own 'close' listener off). Through them the request
+ * reaches the handler, the writer and what they hold — the response, the forward's closures, the signal —
+ * and young objects referenced that way from promoted ones cannot die young. Measured on a 1 KB POST with
+ * its body streamed: 2.4 MB promoted per young-generation collection instead of 0.2 MB, and about a third
+ * more CPU per request. When the exchange ends, every 'error' listener added since the forward began is
+ * taken off; the body writer still hears the body's 'close'. An IncomingMessage with no 'error' listener
+ * does not emit one.
+ */
+function dropLeftoverListeners(body: IncomingMessage, before: number): void {
+  if (body.listenerCount('error') <= before) return
+  for (const listener of body.listeners('error').slice(before)) body.removeListener('error', listener as (err: Error) => void)
 }
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
