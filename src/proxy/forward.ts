@@ -2,7 +2,7 @@
 // The path it sends is the canonical path as received; bodies stream both ways (SSE is never buffered).
 // Owns each upstream's connection budget (`connections`): a request waits for a slot, never in
 // undici's own queue, so the upstream's `timeout` can end the wait (undici cannot abort a queued request).
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import { EventEmitter } from 'node:events'
 import { Transform, type Readable } from 'node:stream'
 import { Pool } from 'undici'
@@ -195,7 +195,7 @@ export class UpstreamPools {
     }, Math.max(0, deadline - Date.now()))
     // The callback form of stream(): one promise for the whole forward instead of three.
     return new Promise<ForwardResult>((resolve) => {
-      const streamed = body === f.req ? f.req : undefined
+      const streamed = body === undefined || Buffer.isBuffer(body) ? undefined : body
       const listening = streamed ? streamed.listenerCount('error') : 0
       this.entry(f.upstream).pool.stream(
         {
@@ -236,12 +236,16 @@ export class UpstreamPools {
  * its body streamed: 2.4 MB promoted per young-generation collection instead of 0.2 MB, and about a third
  * more CPU per request. When the exchange ends, every 'error' listener added since the forward began is
  * taken off; the body writer still hears the body's 'close'. An IncomingMessage with no 'error' listener
- * does not emit one.
+ * does not emit one; the counter in front of a chunked body (requestStream) keeps one that ignores it.
  */
-function dropLeftoverListeners(body: IncomingMessage, before: number): void {
+function dropLeftoverListeners(body: Readable, before: number): void {
   if (body.listenerCount('error') <= before) return
   for (const listener of body.listeners('error').slice(before)) body.removeListener('error', listener as (err: Error) => void)
+  // The byte counter of a chunked body is a plain stream: one 'error' it may still emit must not go unheard.
+  if (!(body instanceof IncomingMessage) && body.listenerCount('error') === 0) body.on('error', ignore)
 }
+
+function ignore(): void {}
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
   if (err instanceof BodyLimitError || (err.cause as unknown) instanceof BodyLimitError) return 'BODY_TOO_LARGE'

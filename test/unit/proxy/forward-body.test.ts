@@ -24,7 +24,8 @@ async function gateway(t: Test, upstream: Upstream, pools: UpstreamPools) {
   const seen: Seen[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const before = req.listenerCount('error')
-    const headers: Record<string, string> = { 'content-length': req.headers['content-length'] ?? '0' }
+    // A chunked body goes on chunked (undici frames a stream without a length so).
+    const headers: Record<string, string> = req.headers['content-length'] === undefined ? {} : { 'content-length': req.headers['content-length'] }
     void pools.forward({ upstream, method: req.method!, target: req.url!, headers, req, bodyLimit: 1 << 20 }, res, () => {}).then((result) => {
       seen.push({ result, before, after: req.listenerCount('error') })
       if (!result.started && !res.headersSent) res.writeHead(502).end()
@@ -45,9 +46,10 @@ async function backend(t: Test, handler: (req: IncomingMessage, res: ServerRespo
   return { name: 'be', origin: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, basePath: '', timeoutMs: 5000, connections: 4 }
 }
 
-function post(port: number, body: string): Promise<{ status: number; body: string }> {
+function post(port: number, body: string, chunked = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/up', headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const headers = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/up', headers }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => (text += d))
@@ -71,10 +73,13 @@ t.test('a streamed body: the upstream gets it whole, and no forward listener is 
     const r = await post(gw.port, 'x'.repeat(1000 + i))
     t.same(r, { status: 200, body: `got ${1000 + i}` })
   }
-  t.equal(gw.seen.length, 3)
-  for (const s of gw.seen) {
+  const chunked = await post(gw.port, 'c'.repeat(700), true)
+  t.same(chunked, { status: 200, body: 'got 700' }, 'a chunked body too')
+  t.equal(gw.seen.length, 4)
+  for (const [i, s] of gw.seen.entries()) {
     t.same(s.result, { started: true })
-    t.equal(s.after, s.before, "no 'error' listener of the forward is left on the request once it ended")
+    if (i < 3) t.equal(s.after, s.before, "no 'error' listener of the forward is left on the request once it ended")
+    else t.equal(s.after, s.before + 1, 'chunked: only the byte counter\'s own listener, which hands an error on to the counter')
   }
 })
 
@@ -88,20 +93,23 @@ t.test('the upstream answers before the body is in, then the client breaks off: 
   process.on('uncaughtException', onUncaught)
   t.teardown(() => process.off('uncaughtException', onUncaught))
 
-  // Declares 100 KB, sends 1 KB, reads the answer, then resets the connection with the body unfinished.
-  const answered = await new Promise<string>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/up', headers: { 'content-length': 100_000 } }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => (text += d))
-      res.on('end', () => {
-        req.destroy()
-        resolve(text)
+  // Sends 1 KB of a body it never finishes (declared 100 KB, or chunked), reads the answer, then resets.
+  const brokenOff = (headers: Record<string, string | number>) =>
+    new Promise<string>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/up', headers }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (text += d))
+        res.on('end', () => {
+          req.destroy()
+          resolve(text)
+        })
       })
+      req.on('error', (err) => (err.message === 'socket hang up' ? undefined : reject(err)))
+      req.write('y'.repeat(1000))
     })
-    req.on('error', (err) => (err.message === 'socket hang up' ? undefined : reject(err)))
-    req.write('y'.repeat(1000))
-  })
+  const answered = await brokenOff({ 'content-length': 100_000 })
+  t.equal(await brokenOff({ 'transfer-encoding': 'chunked' }), 'early', 'chunked')
   t.equal(answered, 'early')
   await new Promise((r) => setTimeout(r, 200))
   t.same(uncaught, [], 'nothing thrown in the process')
