@@ -117,3 +117,37 @@ t.test('the upstream answers before the body is in, then the client breaks off: 
   const r = await post(gw.port, 'z'.repeat(10))
   t.same(r, { status: 200, body: 'early' })
 })
+
+t.test('the upstream dies mid-response while the body is still coming: the response is cut, nothing thrown', async (t) => {
+  // Headers and 3 of 100 body bytes, then the connection reset, while the client's body is unfinished.
+  const upstream = await backend(t, (req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-length': 100 })
+    res.write('abc')
+    setTimeout(() => res.socket?.destroy(), 50)
+  })
+  const pools = new UpstreamPools()
+  t.teardown(() => pools.close())
+  const gw = await gateway(t, upstream, pools)
+  const uncaught: unknown[] = []
+  const onUncaught = (err: unknown) => uncaught.push(err)
+  process.on('uncaughtException', onUncaught)
+  t.teardown(() => process.off('uncaughtException', onUncaught))
+
+  for (const headers of [{ 'content-length': 900 }, { 'transfer-encoding': 'chunked' }]) {
+    const got = await new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/up', headers }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (text += d))
+        res.on('error', () => resolve(`cut after ${JSON.stringify(text)}`))
+        res.on('end', () => resolve(`ended after ${JSON.stringify(text)}`))
+      })
+      req.on('error', () => resolve('cut before the response'))
+      req.write('x'.repeat(10))
+    })
+    t.equal(got, 'cut after "abc"', `${Object.keys(headers)[0]}: the client sees the response cut, as the upstream cut it`)
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  t.same(uncaught.map((e) => String((e as Error).stack ?? e)), [], 'nothing thrown in the process')
+})
