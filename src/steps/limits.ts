@@ -13,8 +13,10 @@ type Verdict = { ok: boolean; headers: LimitHeaders } | undefined
 export function checkReplayAndLimit(x: Exchange): MaybePromise<Denial | undefined> {
   const identity = x.identity
   // A group carries every member's mark (DESIGN §4.9): each must be fresh.
-  const fresh = identity ? allFresh(replayMarks(identity).map((r) => x.rt.state.replay.remember(r.key, r.ttlMs))) : true
-  const limit = countRequest(x.rt.state, x.route!, identity, x.ip)
+  // Every store call is made even when one fails (a full memory replay cache throws at once): each mark
+  // is remembered where it can be, and the request counted, as when the calls all went out together.
+  const fresh = identity ? allFresh(replayMarks(identity).map((r) => settled(() => x.rt.state.replay.remember(r.key, r.ttlMs)))) : true
+  const limit = settled(() => countRequest(x.rt.state, x.route!, identity, x.ip))
   const decide = (fresh: boolean, limit: Verdict): Denial | undefined => {
     if (!fresh) return { code: 'REPLAYED' }
     if (limit && !limit.ok) return { code: 'RATE_LIMITED', headers: limit.headers, ...(x.route!.rateLimit ? { limitedBy: x.route!.rateLimit.by } : {}) }
@@ -23,6 +25,15 @@ export function checkReplayAndLimit(x: Exchange): MaybePromise<Denial | undefine
   }
   if (!isPending(fresh) && !isPending(limit)) return decide(fresh, limit)
   return Promise.all([fresh, limit]).then(([f, l]) => decide(f, l))
+}
+
+/** `call()`, with a synchronous throw turned into a rejected promise (only then is a promise made). */
+function settled<T>(call: () => MaybePromise<T>): MaybePromise<T> {
+  try {
+    return call()
+  } catch (err) {
+    return Promise.reject(err)
+  }
 }
 
 /** true when every mark was first used now; a promise only when a store answer is pending. */

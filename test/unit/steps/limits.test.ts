@@ -6,6 +6,8 @@ import { checkConcurrency, checkReplayAndLimit } from '../../../src/steps/limits
 import { checkCredentials } from '../../../src/steps/authenticate.js'
 import { oneByOne } from '../../../src/steps/admit.js'
 import { isPending } from '../../../src/maybe.js'
+import { MemoryReplayStore } from '../../../src/state/memory.js'
+import { StoreUnavailableError } from '../../../src/state/types.js'
 import { checkPath, findRoute } from '../../../src/steps/route.js'
 import { signWorkerV1 } from '../../../src/client/worker-v1.js'
 import type { Lifetime } from '../../../src/policy/concurrency.js'
@@ -124,4 +126,19 @@ t.test('memory mode: steps 3–5 of a signed request that needs no body make no 
   const again = run('10.9.9.9')
   t.notOk(isPending(again), 'the replay is answered at once too')
   t.same(again, { code: 'REPLAYED' })
+})
+
+t.test('a full replay cache: its error is the answer, and every store call is still made (the request counted)', async (t) => {
+  const rt = await testRuntime()
+  const replay = new MemoryReplayStore(1)
+  replay.remember('someone-else', 60_000) // the one slot, unexpired
+  rt.state = Object.create(rt.state, { replay: { value: replay } }) as typeof rt.state
+  const headers = Object.entries(signWorkerV1({ id: 'w-full', secret: WORKER_SECRET }))
+  const x = await authenticated(rt, { method: 'POST', url: '/work', headers })
+  const refused = await Promise.resolve()
+    .then(() => checkReplayAndLimit(x))
+    .then(() => undefined, (err: unknown) => err)
+  t.type(refused, StoreUnavailableError, 'the store error reaches the pipeline (503 STATE_UNAVAILABLE there)')
+  const counted = rt.state.limits.peek('rl:' + x.route!.id + ':id:workers:w-full') as { count: number } | undefined
+  t.equal(counted?.count, 1, 'the rate limit counted the request, as when both calls went out together')
 })
