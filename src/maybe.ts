@@ -18,3 +18,12 @@ export function then<T, U>(value: MaybePromise<T>, f: (v: T) => MaybePromise<U>)
   // Promise.resolve adopts any thenable as a native promise (a native one is returned as is).
   return isPending(value) ? Promise.resolve(value).then(f) : f(value)
 }
+
+/** `call()`, with a synchronous throw turned into a rejected promise (only then is a promise made). */
+export function settled<T>(call: () => MaybePromise<T>): MaybePromise<T> {
+  try {
+    return call()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}

@@ -115,18 +115,17 @@ function credentials(url: string | undefined): Pick<RedisOptions, 'username' | '
 // The no-resend rule, for every connection: nothing queued while disconnected, nothing retried or resent
 // after a reconnect. A command whose connection dies fails, and the request follows onStoreError.
 const NO_RESEND: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
-// One Redis (or Sentinel's primary): commands go out as written, and RedisLink batches them itself by
-// corking the connection for one turn of the event loop (see RedisLink.call). ioredis's auto-pipelining
-// did the same batching at twice the cost per command (a Pipeline per batch, a second Command and promise
-// per command: ~18 % less gateway CPU per redis-mode request without it, docs/performance.md).
-// Cluster keeps ioredis's auto-pipelining: there each node has its own connection.
-// Batching only changes how commands are written, not whether one is ever resent.
-const BATCHED: RedisOptions = { enableAutoPipelining: false }
 
 function connect(opts: RedisLinkOptions): Redis | Cluster {
   const base: RedisOptions = {
     ...NO_RESEND,
-    ...BATCHED,
+    // One Redis (or Sentinel's primary): commands go out as written, and RedisLink batches them itself by
+    // corking the connection for one turn of the event loop (RedisLink.#batch). ioredis's auto-pipelining
+    // did the same batching at twice the cost per command (a Pipeline per batch, a second Command and
+    // promise per command: ~18 % less gateway CPU per redis-mode request without it, docs/performance.md).
+    // Cluster keeps ioredis's auto-pipelining below: there each node has its own connection.
+    // Batching only changes how commands are written, not whether one is ever resent.
+    enableAutoPipelining: false,
     connectTimeout: Math.max(opts.timeoutMs, 500),
     retryStrategy: (times) => Math.min(50 * times, RECONNECT_CAP_MS),
     connectionName: 'portcullis',

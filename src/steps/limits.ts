@@ -1,12 +1,12 @@
 // Step 5 (DESIGN §3): a signed credential is accepted once (replay cache), then the route's rate limit
 // counts the request (the two store calls are independent, so they go out together; in memory mode both
-// answer at once and no promise is made), then the route's
-// concurrency takes a slot held until the response or tunnel closes (policy/concurrency.ts).
+// answer at once and no promise is made), then the route's concurrency takes a slot held until the
+// response or tunnel closes (policy/concurrency.ts).
 import type { Denial, Exchange } from '../exchange.js'
 import { replayMarks } from '../auth/types.js'
 import { countRequest, type LimitHeaders } from '../policy/limits.js'
 import { admitConcurrent, type Lifetime } from '../policy/concurrency.js'
-import { isPending, type MaybePromise } from '../maybe.js'
+import { isPending, settled, type MaybePromise } from '../maybe.js'
 
 type Verdict = { ok: boolean; headers: LimitHeaders } | undefined
 
@@ -25,15 +25,6 @@ export function checkReplayAndLimit(x: Exchange): MaybePromise<Denial | undefine
   }
   if (!isPending(fresh) && !isPending(limit)) return decide(fresh, limit)
   return Promise.all([fresh, limit]).then(([f, l]) => decide(f, l))
-}
-
-/** `call()`, with a synchronous throw turned into a rejected promise (only then is a promise made). */
-function settled<T>(call: () => MaybePromise<T>): MaybePromise<T> {
-  try {
-    return call()
-  } catch (err) {
-    return Promise.reject(err)
-  }
 }
 
 /** true when every mark was first used now; a promise only when a store answer is pending. */

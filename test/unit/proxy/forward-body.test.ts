@@ -20,7 +20,9 @@ interface Seen {
 }
 
 /** A gateway stand-in whose every request goes through UpstreamPools.forward to `upstream`. */
-async function gateway(t: Test, upstream: Upstream, pools: UpstreamPools) {
+async function gateway(t: Test, upstream: Upstream) {
+  const pools = new UpstreamPools()
+  t.teardown(() => pools.close())
   const seen: Seen[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const before = req.listenerCount('error')
@@ -46,6 +48,15 @@ async function backend(t: Test, handler: (req: IncomingMessage, res: ServerRespo
   return { name: 'be', origin: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, basePath: '', timeoutMs: 5000, connections: 4 }
 }
 
+/** Errors thrown to the process while the test runs (each would have ended the gateway). */
+function recordUncaught(t: Test): unknown[] {
+  const uncaught: unknown[] = []
+  const onUncaught = (err: unknown) => uncaught.push(err)
+  process.on('uncaughtException', onUncaught)
+  t.teardown(() => process.off('uncaughtException', onUncaught))
+  return uncaught
+}
+
 function post(port: number, body: string, chunked = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const headers = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) }
@@ -66,9 +77,7 @@ t.test('a streamed body: the upstream gets it whole, and no forward listener is 
     req.on('data', (d: Buffer) => (n += d.length))
     req.on('end', () => res.end(`got ${n}`))
   })
-  const pools = new UpstreamPools()
-  t.teardown(() => pools.close())
-  const gw = await gateway(t, upstream, pools)
+  const gw = await gateway(t, upstream)
   for (let i = 0; i < 3; i++) {
     const r = await post(gw.port, 'x'.repeat(1000 + i))
     t.same(r, { status: 200, body: `got ${1000 + i}` })
@@ -85,13 +94,8 @@ t.test('a streamed body: the upstream gets it whole, and no forward listener is 
 
 t.test('the upstream answers before the body is in, then the client breaks off: that request only', async (t) => {
   const upstream = await backend(t, (_req, res) => res.end('early'))
-  const pools = new UpstreamPools()
-  t.teardown(() => pools.close())
-  const gw = await gateway(t, upstream, pools)
-  const uncaught: unknown[] = []
-  const onUncaught = (err: unknown) => uncaught.push(err)
-  process.on('uncaughtException', onUncaught)
-  t.teardown(() => process.off('uncaughtException', onUncaught))
+  const gw = await gateway(t, upstream)
+  const uncaught = recordUncaught(t)
 
   // Sends 1 KB of a body it never finishes (declared 100 KB, or chunked), reads the answer, then resets.
   const brokenOff = (headers: Record<string, string | number>) =>
@@ -126,13 +130,8 @@ t.test('the upstream dies mid-response while the body is still coming: the respo
     res.write('abc')
     setTimeout(() => res.socket?.destroy(), 50)
   })
-  const pools = new UpstreamPools()
-  t.teardown(() => pools.close())
-  const gw = await gateway(t, upstream, pools)
-  const uncaught: unknown[] = []
-  const onUncaught = (err: unknown) => uncaught.push(err)
-  process.on('uncaughtException', onUncaught)
-  t.teardown(() => process.off('uncaughtException', onUncaught))
+  const gw = await gateway(t, upstream)
+  const uncaught = recordUncaught(t)
 
   for (const headers of [{ 'content-length': 900 }, { 'transfer-encoding': 'chunked' }]) {
     const got = await new Promise<string>((resolve) => {
