@@ -3,12 +3,12 @@
 // Owns each upstream's connection budget (`connections`): a request waits for a slot, never in
 // undici's own queue, so the upstream's `timeout` can end the wait (undici cannot abort a queued request).
 import { IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
-import { EventEmitter } from 'node:events'
+import type { EventEmitter } from 'node:events'
 import { Transform, type Readable } from 'node:stream'
 import { Pool } from 'undici'
 import type { Upstream } from '../config/compile.js'
 import type { ErrorCode } from '../errors.js'
-import { responseHeaders } from './headers.js'
+import { upstreamHeaders } from './headers.js'
 import { tunnelUpgrade, type TunnelRequest } from './websocket.js'
 
 export interface ForwardRequest {
@@ -181,23 +181,10 @@ export class UpstreamPools {
 
   /** With a connection slot held (given back when the exchange with the upstream ends). */
   private send(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void, release: () => void, deadline: number): Promise<ForwardResult> {
-    let started = false
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
-    // undici's own headersTimeout is not enough alone: it does not fire on time for sub-second values,
-    // nor on a reused keep-alive connection, so an exact timer aborts the request too (whichever comes first).
-    // undici takes an EventEmitter as `signal`: per request it costs a fraction of an AbortController,
-    // whose EventTarget listeners measured ~50 µs of CPU per forwarded request.
-    let timedOut = false
-    const abort = new EventEmitter()
-    const timer = setTimeout(() => {
-      timedOut = true
-      abort.emit('abort')
-    }, Math.max(0, deadline - Date.now()))
-    // The callback form of stream(): one promise for the whole forward instead of three.
     return new Promise<ForwardResult>((resolve) => {
-      const streamed = body === undefined || Buffer.isBuffer(body) ? undefined : body
-      const listening = streamed ? streamed.listenerCount('error') : 0
-      this.entry(f.upstream).pool.stream(
+      const relay = new Relay(res, body, onHeaders, release, resolve, deadline)
+      this.entry(f.upstream).pool.dispatch(
         {
           path: f.upstream.basePath + f.target,
           method: f.method as never,
@@ -205,28 +192,125 @@ export class UpstreamPools {
           body: body ?? null,
           headersTimeout: f.upstream.timeoutMs,
           bodyTimeout: 0,
-          signal: abort,
         },
-        ({ statusCode, headers }) => {
-          clearTimeout(timer)
-          // From here undici's stream handler must not hear the body's error: see dropLeftoverListeners.
-          if (streamed) dropLeftoverListeners(streamed, listening)
-          const out = responseHeaders(headers as Record<string, string | string[] | undefined>)
-          onHeaders(statusCode, out)
-          started = true
-          res.writeHead(statusCode, out)
-          return res
-        },
-        (err) => {
-          clearTimeout(timer)
-          release()
-          if (streamed) dropLeftoverListeners(streamed, listening)
-          if (err === null) resolve({ started })
-          else resolve({ started, error: timedOut && !started ? 'UPSTREAM_TIMEOUT' : errorCode(err as NodeJS.ErrnoException) })
-        },
+        relay,
       )
     })
   }
+}
+
+/**
+ * One forwarded exchange, as undici's dispatch handler: the upstream's status and headers go to
+ * `onHeaders` and then into `res`, its body chunks straight into `res` (paused while `res` is full), and
+ * `settle` gets the outcome once. In place of undici's stream(), which wraps every request in an
+ * AsyncResource and watches `res` with stream.finished (a dozen listeners): on the node ceiling that
+ * measured ~20 % of its CPU per request (docs/performance.md).
+ *
+ * - The upstream's `timeout` runs until its response headers: an exact timer aborts the exchange (undici's
+ *   own headersTimeout does not fire on time for sub-second values, nor on a reused keep-alive connection).
+ * - The client gone before the answer ended (`res` closed unfinished) aborts the exchange with the upstream.
+ * - A streamed body: undici's leftover 'error' listeners come off it (dropLeftoverListeners), and it is
+ *   destroyed when the exchange fails, as undici's own handlers do.
+ */
+class Relay {
+  /** undici's abort of this request, once it is on a connection. */
+  private abortUpstream: ((err: Error) => void) | null = null
+  /** An abort asked for before the request was on a connection: applied in onConnect. */
+  private reason: Error | null = null
+  private started = false
+  /** The exchange with the upstream ended (completed or failed): its slot is given back. */
+  private ended = false
+  private settled = false
+  private timedOut = false
+  private readonly timer: NodeJS.Timeout
+  private readonly streamed: Readable | undefined
+  /** The body's 'error' listeners before undici added its own. */
+  private readonly listening: number
+
+  constructor(
+    private readonly res: ServerResponse,
+    body: Buffer | Readable | undefined,
+    private readonly headersReady: (status: number, headers: OutgoingHttpHeaders) => void,
+    private readonly release: () => void,
+    private readonly settle: (r: ForwardResult) => void,
+    deadline: number,
+  ) {
+    this.streamed = body === undefined || Buffer.isBuffer(body) ? undefined : body
+    this.listening = this.streamed ? this.streamed.listenerCount('error') : 0
+    this.timer = setTimeout(() => {
+      this.timedOut = true
+      this.cancel(new Error('upstream timeout'))
+    }, Math.max(0, deadline - Date.now()))
+  }
+
+  private cancel(err: Error): void {
+    if (this.abortUpstream) this.abortUpstream(err)
+    else this.reason = err
+  }
+
+  onConnect(abort: (err: Error) => void): void {
+    if (this.reason) abort(this.reason)
+    else this.abortUpstream = abort
+  }
+
+  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true // 1xx: not relayed
+    clearTimeout(this.timer)
+    // From here undici must not hear the body's error: see dropLeftoverListeners.
+    if (this.streamed) dropLeftoverListeners(this.streamed, this.listening)
+    const out = upstreamHeaders(raw)
+    this.headersReady(statusCode, out)
+    this.started = true
+    const res = this.res
+    res.writeHead(statusCode, out)
+    res.on('drain', resume)
+    res.once('close', this.clientGone)
+    if (res.destroyed) this.clientGone() // gone before the answer came
+    return !res.writableNeedDrain
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk)
+  }
+
+  onComplete(): void {
+    if (!this.end()) return
+    this.res.end()
+    this.finish({ started: true })
+  }
+
+  onError(err: Error): void {
+    if (!this.end()) return
+    if (this.streamed) destroy(this.streamed, err)
+    if (this.started) this.res.destroy()
+    this.finish({ started: this.started, error: this.timedOut && !this.started ? 'UPSTREAM_TIMEOUT' : errorCode(err as NodeJS.ErrnoException) })
+  }
+
+  /** `res` closed: before the upstream's answer ended, the client went away and the exchange is aborted. */
+  private readonly clientGone = (): void => {
+    if (this.ended) return
+    this.cancel(new Error('client closed'))
+  }
+
+  /** Ends the exchange with the upstream once; false when it had ended already. */
+  private end(): boolean {
+    if (this.ended) return false
+    this.ended = true
+    clearTimeout(this.timer)
+    this.release()
+    if (this.streamed) dropLeftoverListeners(this.streamed, this.listening)
+    return true
+  }
+
+  private finish(r: ForwardResult): void {
+    if (this.settled) return
+    this.settled = true
+    this.settle(r)
+  }
+}
+
+function destroy(body: Readable, err: Error): void {
+  if (!body.destroyed) body.destroy(err)
 }
 
 /**

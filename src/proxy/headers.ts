@@ -112,13 +112,24 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
   return out
 }
 
-/** Response headers from an upstream, minus hop-by-hop ones. */
-export function responseHeaders(incoming: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-  const named = connectionNamed(incoming.connection)
-  const out: OutgoingHttpHeaders = {}
-  for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue
-    out[name] = incoming[name]
+/**
+ * An upstream's response headers (undici gives the raw name/value pairs) as Node's response takes them:
+ * names lower-cased, a repeated name's values in an array, hop-by-hop and Connection-named headers left out.
+ */
+export function upstreamHeaders(raw: Buffer[]): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = Object.create(null)
+  let connection: string | string[] | undefined
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    const value = raw[i + 1]!.toString('latin1')
+    if (name === 'connection') connection = connection === undefined ? value : [connection, value].flat()
+    if (isHopByHop(name)) continue
+    const known = out[name]
+    if (known === undefined) out[name] = value
+    else if (typeof known === 'string') out[name] = [known, value]
+    else known.push(value)
   }
+  const named = connectionNamed(connection)
+  if (named) for (const name of named) delete out[name]
   return out
 }

@@ -2,7 +2,7 @@
 // (any case, `_` for `-`) goes, credentials go unless kept, and the identity headers are set last.
 import t from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
-import { connectionNamed, forwardHeaders, isForwardingHeaderName, isIdentityHeaderName, responseHeaders, type ForwardHeaderOptions } from '../../../src/proxy/headers.js'
+import { connectionNamed, forwardHeaders, isForwardingHeaderName, isIdentityHeaderName, upstreamHeaders, type ForwardHeaderOptions } from '../../../src/proxy/headers.js'
 import type { Identity } from '../../../src/auth/types.js'
 
 const identity: Identity = { name: 'orchestratord', roles: ['control-plane', 'ops'], method: 'bearer', fp: 'token:abc123' }
@@ -33,7 +33,7 @@ t.test('a header named by a bare Connection: close or keep-alive is dropped too'
   t.equal(out['close'], undefined)
   t.equal(out['keep-alive'], undefined)
   t.equal(out['x-keep-me'], '1')
-  const back = responseHeaders({ connection: 'Keep-Alive', 'keep-alive': 'timeout=5', close: 'y', 'content-type': 'text/plain' })
+  const back = upstreamHeaders(raw(['Connection', 'Keep-Alive', 'Keep-Alive', 'timeout=5', 'close', 'y', 'Content-Type', 'text/plain']))
   t.equal(back['keep-alive'], undefined)
   t.equal(back['close'], 'y', 'a header keep-alive does not name stays')
   t.equal(back['content-type'], 'text/plain')
@@ -123,9 +123,26 @@ t.test('extra headers (the assertion) are set after stripping', async (t) => {
   t.equal(out['x-auth-assertion'], 'signed')
 })
 
-t.test('responseHeaders drops hop-by-hop and Connection-named headers', async (t) => {
-  const out = responseHeaders({ connection: 'keep-alive, x-internal', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'x-internal': 'i', 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
-  t.same(out, { 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2'] })
+/** Raw header pairs as undici hands them to a dispatch handler. */
+function raw(pairs: string[]): Buffer[] {
+  return pairs.map((p) => Buffer.from(p, 'latin1'))
+}
+
+t.test('upstreamHeaders drops hop-by-hop and Connection-named headers, lower-cases names and gathers repeats', async (t) => {
+  const out = upstreamHeaders(raw([
+    'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'x-internal', 'i',
+    'Content-Type', 'text/event-stream', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'SET-COOKIE', 'c=3', 'X-Caf\u00e9', 'cr\u00e8me',
+  ]))
+  t.same({ ...out }, { 'content-type': 'text/event-stream', 'set-cookie': ['a=1', 'b=2', 'c=3'], 'x-caf\u00e9': 'cr\u00e8me' })
+})
+
+t.test('upstreamHeaders: a name the Connection header lists in a second Connection line is dropped too; __proto__ is a plain name', async (t) => {
+  const out = upstreamHeaders(raw(['Connection', 'close', 'Connection', 'x-second', 'x-second', '2', 'close', '1', '__proto__', 'p', 'constructor', 'c']))
+  t.equal(out['x-second'], undefined)
+  t.equal(out['close'], undefined)
+  t.equal(out['__proto__'], 'p')
+  t.equal(out['constructor'], 'c')
+  t.same(Object.keys(out).sort(), ['__proto__', 'constructor'])
 })
 
 const FORGED: IncomingHttpHeaders = {
