@@ -1,0 +1,184 @@
+// The log destination (src/observe/line-sink.ts): one write per turn of the event loop, nothing lost
+// while a reader is slow, never a blocked event loop, a bounded flush at exit, and an end to logging when
+// the reader is gone.
+import t from 'tap'
+import fs from 'node:fs'
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import { createLineSink, lineSinkOn } from '../../../src/observe/line-sink.js'
+
+function errno(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(code), { code })
+}
+
+/** A descriptor stand-in: `script` says, write by write, how many bytes it takes or what it throws. */
+function reader(script: (number | string | 'all')[] = []) {
+  const got: string[] = []
+  let calls = 0
+  const writeSync = (_fd: number, b: Buffer): number => {
+    calls++
+    const step = script.shift() ?? 'all'
+    if (typeof step === 'string' && step !== 'all') throw errno(step)
+    const n = step === 'all' ? b.length : Math.min(step, b.length)
+    got.push(b.subarray(0, n).toString())
+    return n
+  }
+  return { writeSync, text: () => got.join(''), writes: () => got.length, calls: () => calls }
+}
+
+t.test('the lines of one turn of the event loop go out in one write, in order', async (t) => {
+  const r = reader()
+  const sink = lineSinkOn(9, r.writeSync)
+  sink.write('a\n')
+  sink.write('b\n')
+  sink.write('c\n')
+  t.equal(r.calls(), 0, 'nothing is written within the turn')
+  await nextTurn()
+  t.equal(r.writes(), 1)
+  t.equal(r.text(), 'a\nb\nc\n')
+  sink.write('d\n')
+  await nextTurn()
+  t.equal(r.text(), 'a\nb\nc\nd\n')
+  t.equal(r.writes(), 2)
+})
+
+t.test('a busy reader (EAGAIN, short writes): nothing lost, order kept, write() never waits', async (t) => {
+  const r = reader(['EAGAIN', 3, 'EAGAIN', 'EAGAIN', 4])
+  const sink = lineSinkOn(9, r.writeSync)
+  sink.write('first line\n')
+  await nextTurn()
+  t.equal(r.text(), '', 'the reader took nothing yet')
+  sink.write('second line\n')
+  const started = Date.now()
+  for (let i = 0; i < 50 && r.text().length < 23; i++) await sleep(10)
+  t.equal(r.text(), 'first line\nsecond line\n')
+  t.ok(Date.now() - started < 2000)
+  let called = false
+  sink.flush(() => (called = true))
+  t.ok(called, 'flush calls back at once when nothing is waiting')
+})
+
+t.test('flush(cb) calls back once a busy reader took everything', async (t) => {
+  const r = reader(['EAGAIN', 'EAGAIN'])
+  const sink = lineSinkOn(9, r.writeSync)
+  sink.write('x\n')
+  const flushed = new Promise<void>((resolve) => sink.flush(() => resolve()))
+  let done = false
+  void flushed.then(() => (done = true))
+  await nextTurn()
+  t.notOk(done, 'not while the reader is busy')
+  await flushed
+  t.equal(r.text(), 'x\n')
+})
+
+t.test('flush(cb) on a stuck reader calls back after the bound, and the lines still wait for it', async (t) => {
+  const r = reader(Array.from({ length: 400 }, () => 'EAGAIN'))
+  const sink = lineSinkOn(9, r.writeSync)
+  sink.write('held\n')
+  const started = Date.now()
+  await new Promise<void>((resolve) => sink.flush(() => resolve()))
+  const took = Date.now() - started
+  t.ok(took >= 900 && took < 3000, `called back after ${took} ms`)
+  t.equal(r.text(), '')
+  sink.flushSync(5000)
+  t.equal(r.text(), 'held\n', 'the reader got the line once it took it')
+})
+
+t.test('a reader gone for good (EPIPE) ends logging without a throw; EBADF too', async (t) => {
+  for (const code of ['EPIPE', 'EBADF']) {
+    const r = reader([code])
+    const sink = lineSinkOn(9, r.writeSync)
+    sink.write('lost\n')
+    await nextTurn()
+    sink.write('after\n')
+    await nextTurn()
+    t.equal(r.calls(), 1, `${code}: no write is tried after it`)
+    t.equal(r.text(), '')
+  }
+})
+
+t.test('another failure (a full disk) drops that batch, says so on stderr, and goes on', async (t) => {
+  const r = reader(['ENOSPC'])
+  const sink = lineSinkOn(9, r.writeSync)
+  const said: string[] = []
+  const original = fs.writeSync
+  ;(fs as { writeSync: unknown }).writeSync = (fd: number, text: string) => (fd === 2 ? (said.push(text), text.length) : original(fd, text))
+  try {
+    sink.write('dropped\n')
+    await nextTurn()
+  } finally {
+    ;(fs as { writeSync: unknown }).writeSync = original
+  }
+  sink.write('kept\n')
+  await nextTurn()
+  t.equal(r.text(), 'kept\n')
+  t.match(said.join(''), /writing log lines failed \(ENOSPC\); 8 bytes dropped/)
+})
+
+t.test('flushSync at exit: everything when the reader takes it; a stuck reader is given up within the bound', async (t) => {
+  const ok = reader(['EAGAIN', 2])
+  const sink = lineSinkOn(9, ok.writeSync)
+  sink.write('one\n')
+  sink.write('two\n')
+  sink.flushSync(1000)
+  t.equal(ok.text(), 'one\ntwo\n')
+
+  const stuck = reader(Array.from({ length: 10_000 }, () => 'EAGAIN'))
+  const held = lineSinkOn(9, stuck.writeSync)
+  held.write('never\n')
+  const started = Date.now()
+  held.flushSync(200)
+  const took = Date.now() - started
+  t.ok(took >= 190 && took < 1500, `gave up after ${took} ms`)
+  held.write('after\n')
+  await nextTurn()
+  t.equal(stuck.text(), '', 'nothing more is tried once it gave up')
+})
+
+t.test('a file destination: its directory is made, lines are appended', async (t) => {
+  const dir = fs.mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'portcullis-sink-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'deep', 'gateway.log')
+  const sink = createLineSink(file)
+  sink.write('{"a":1}\n')
+  await new Promise<void>((r) => sink.flush(() => r()))
+  const again = createLineSink(file)
+  again.write('{"b":2}\n')
+  again.flushSync()
+  t.equal(fs.readFileSync(file, 'utf8'), '{"a":1}\n{"b":2}\n')
+})
+
+const SINK_URL = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'observe', 'line-sink.js')).href
+
+t.test('on a real pipe nobody reads for a while, the event loop keeps turning, and every line arrives in order', async (t) => {
+  // The child writes 4 MB of lines (well over a pipe's buffer), then counts its timer ticks for 400 ms.
+  const script = `
+    const { createLineSink } = await import(${JSON.stringify(SINK_URL)})
+    const sink = createLineSink()
+    for (let i = 0; i < 8000; i++) sink.write(String(i).padStart(6, '0') + ' ' + 'x'.repeat(500) + '\\n')
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 10)
+    setTimeout(() => { clearInterval(timer); process.stderr.write('ticks ' + ticks + '\\n'); sink.flush(() => process.exit(0)) }, 400)
+  `
+  // Without NODE_OPTIONS: the hooks tap adds to every child it spawns touch the child's stdout, which makes
+  // it non-blocking whatever the sink does (env -u runs after tap's spawn hook added them).
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')))
+  child.stdout.pause()
+  let err = ''
+  child.stderr.on('data', (d) => (err += d))
+  for (let i = 0; i < 300 && !err.includes('\n'); i++) await sleep(10)
+  const ticks = Number(/ticks (\d+)/.exec(err)?.[1] ?? -1)
+  t.ok(ticks >= 10, `the child's timer ran ${ticks} times while its stdout was full`)
+  const chunks: Buffer[] = []
+  child.stdout.on('data', (d: Buffer) => chunks.push(d))
+  child.stdout.resume()
+  const code = await new Promise<number | null>((r) => child.once('exit', r))
+  await new Promise((r) => setImmediate(r))
+  t.equal(code, 0)
+  const lines = Buffer.concat(chunks).toString().split('\n').filter(Boolean)
+  t.equal(lines.length, 8000, 'every line arrived')
+  t.ok(lines.every((l, i) => l.startsWith(String(i).padStart(6, '0') + ' ') && l.length === 507), 'in order and whole')
+})
