@@ -309,8 +309,15 @@ class Relay {
   }
 }
 
+/**
+ * The request body of a failed exchange, destroyed as undici destroys it: an IncomingMessage first lets
+ * go of its socket, or destroying it would close the client's connection too — and the client would get
+ * no 502 or 504, only a cut connection (Node's server reads and drops the rest of the body as usual).
+ */
 function destroy(body: Readable, err: Error): void {
-  if (!body.destroyed) body.destroy(err)
+  if (body.destroyed) return
+  if (body instanceof IncomingMessage) (body as { socket: unknown }).socket = null
+  body.destroy(err)
 }
 
 /**

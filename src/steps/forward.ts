@@ -87,5 +87,12 @@ export function responseOnSocket(req: IncomingMessage, socket: Socket): ServerRe
   res.assignSocket(socket)
   res.shouldKeepAlive = false
   res.on('finish', () => socket.end())
+  // The HTTP server tells its own responses when their socket drains; this one hears it here, or a relayed
+  // answer larger than the socket's buffer would stop for good once the first write came back full.
+  const drained = () => {
+    if (!res.writableEnded) res.emit('drain')
+  }
+  socket.on('drain', drained)
+  res.once('close', () => socket.off('drain', drained))
   return res
 }

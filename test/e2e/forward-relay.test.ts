@@ -49,8 +49,10 @@ function big(res: ServerResponse): void {
 
 t.before(async () => {
   upstream = createServer((req, res) => {
-    req.resume()
     const path = req.url!
+    if (path !== '/pub/silent') req.resume()
+    if (path === '/pub/reset-early') return void req.socket.resetAndDestroy()
+    if (path === '/pub/silent') return void req.pause() // reads nothing, answers nothing
     if (path === '/pub/late-events') setTimeout(() => events(res, path), 300)
     else if (path === '/pub/events') events(res, path)
     else if (path === '/pub/big') big(res)
@@ -62,7 +64,7 @@ t.before(async () => {
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
   const port = (upstream.address() as AddressInfo).port
   gw = await startGateway(`version: 1
-server: { listen: 127.0.0.1:0 }
+server: { listen: 127.0.0.1:0, bodyLimit: 16mb }
 upstreams:
   be: { url: "http://127.0.0.1:${port}", timeout: 2s, connections: 1 }
 routes:
@@ -176,4 +178,30 @@ t.test('HEAD gets the headers without a body, and the connection carries the nex
   const next = await readUntil(s, /\r\n\r\nok$/)
   s.destroy()
   t.match(next, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/, 'no body bytes were left on the connection before the next answer')
+})
+
+t.test('an upload still coming when the upstream fails: the client gets the 502 or 504, not a cut connection', async (t) => {
+  // 8 MB announced, 64 KB sent: the body is streamed to the upstream as it comes.
+  for (const [path, status, code] of [['/pub/reset-early', 502, 'UPSTREAM_UNAVAILABLE'], ['/pub/silent', 504, 'UPSTREAM_TIMEOUT']] as const) {
+    const s = await open()
+    s.write(`POST ${path} HTTP/1.1\r\nhost: gw\r\ncontent-type: application/octet-stream\r\ncontent-length: ${8 * 1024 * 1024}\r\n\r\n`)
+    s.write(Buffer.alloc(64 * 1024, 0x62))
+    const text = await readUntil(s, /"requestId":"[^"]+"\}/, 6000)
+    s.destroy()
+    t.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${path}: ${status} reached the client`)
+    t.match(text, new RegExp(`"code":"${code}"`))
+    const line = await gw.waitForLog((l) => l.msg === 'auth' && l.path === path)
+    t.match(line, { event: 'allow', status, reason: code }, `${path}: the audit line says what the client got`)
+  }
+  t.equal(await statusOf('/pub/ok'), 'HTTP/1.1 200 OK', 'the connection slot came back')
+})
+
+t.test('an Upgrade on a route without websocket: true is answered as a plain request, however large the answer', async (t) => {
+  const s = await open()
+  s.write('GET /pub/big HTTP/1.1\r\nhost: gw\r\nupgrade: foo\r\nconnection: upgrade\r\n\r\n')
+  let received = 0
+  s.on('data', (d: Buffer) => (received += d.length))
+  t.ok(await until(() => received > BIG, 20_000), `the whole 64 MB answer arrived (${(received / 1048576).toFixed(1)} MB)`)
+  s.destroy()
+  t.equal(await statusOf('/pub/ok'), 'HTTP/1.1 200 OK', 'and its connection slot came back')
 })
