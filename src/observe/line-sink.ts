@@ -14,6 +14,8 @@ import { dirname } from 'node:path'
 
 /** How long the exit-time flush may wait on a reader that is alive but not reading. */
 export const EXIT_FLUSH_LIMIT_MS = 1000
+/** At most this many characters of waiting lines go into one write. */
+const BATCH_CHARS = 1 << 20
 /** How soon a write the reader could not take is tried again. */
 const RETRY_MS = 10
 
@@ -59,6 +61,8 @@ export function createLineSink(dest?: string, writeSync: (fd: number, b: Buffer)
 
 export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => number): LineSink {
   let pending: string[] = []
+  /** Lines before `head` in `pending` are written already (a backlog is written batch by batch). */
+  let head = 0
   /** Bytes of an earlier batch the reader has not taken yet: they go before `pending`. */
   let rest: Buffer | null = null
   let scheduled = false
@@ -82,14 +86,29 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   }
 
   /** One attempt: true once nothing is left (or logging ended). */
-  const writeOut = (): boolean => {
-    if (ended) return true
-    if (pending.length > 0) {
-      const batch = Buffer.from(pending.length === 1 ? pending[0]! : pending.join(''))
+  /** The next batch of waiting lines, at most BATCH_CHARS (one turn's lines are far fewer). */
+  const nextBatch = (): Buffer => {
+    let stop = head
+    let size = 0
+    while (stop < pending.length && (stop === head || size + pending[stop]!.length <= BATCH_CHARS)) size += pending[stop++]!.length
+    const batch = Buffer.from(stop - head === 1 ? pending[head]! : pending.slice(head, stop).join(''))
+    if (stop === pending.length) {
       pending = []
-      rest = rest === null ? batch : Buffer.concat([rest, batch])
-    }
-    while (rest !== null) {
+      head = 0
+    } else head = stop
+    return batch
+  }
+
+  /**
+   * One attempt: true once nothing is left (or logging ended). While the reader is busy only the bytes it
+   * refused are tried again; the lines behind them wait as they are, so a long stall costs no copying.
+   */
+  const writeOut = (): boolean => {
+    while (!ended) {
+      if (rest === null) {
+        if (head === pending.length) return true
+        rest = nextBatch()
+      }
       let n: number
       try {
         n = writeSync(fd, rest)
@@ -99,7 +118,7 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
         if (code === 'EPIPE' || code === 'EBADF' || code === 'ECONNRESET') end() // the reader is gone for good
         else notice(`portcullis: writing log lines failed (${code ?? 'error'}); ${rest.length} bytes dropped\n`)
         rest = null
-        return true
+        continue
       }
       rest = n >= rest.length ? null : rest.subarray(n)
     }
@@ -109,6 +128,7 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   const end = () => {
     ended = true
     pending = []
+    head = 0
     rest = null
   }
 

@@ -16,16 +16,18 @@ function errno(code: string): NodeJS.ErrnoException {
 /** A descriptor stand-in: `script` says, write by write, how many bytes it takes or what it throws. */
 function reader(script: (number | string | 'all')[] = []) {
   const got: string[] = []
+  const offered: number[] = []
   let calls = 0
   const writeSync = (_fd: number, b: Buffer): number => {
     calls++
+    offered.push(b.length)
     const step = script.shift() ?? 'all'
     if (typeof step === 'string' && step !== 'all') throw errno(step)
     const n = step === 'all' ? b.length : Math.min(step, b.length)
     got.push(b.subarray(0, n).toString())
     return n
   }
-  return { writeSync, text: () => got.join(''), writes: () => got.length, calls: () => calls }
+  return { writeSync, text: () => got.join(''), writes: () => got.length, calls: () => calls, offered }
 }
 
 t.test('the lines of one turn of the event loop go out in one write, in order', async (t) => {
@@ -58,6 +60,24 @@ t.test('a busy reader (EAGAIN, short writes): nothing lost, order kept, write() 
   let called = false
   sink.flush(() => (called = true))
   t.ok(called, 'flush calls back at once when nothing is waiting')
+})
+
+t.test('a stalled reader: each retry offers only the bytes it refused, and a backlog goes out in bounded writes, in order', async (t) => {
+  const r = reader(Array.from({ length: 30 }, () => 'EAGAIN'))
+  const sink = lineSinkOn(9, r.writeSync)
+  const line = (i: number) => `${String(i).padStart(7, '0')} ${'y'.repeat(1000)}\n`
+  sink.write(line(0))
+  await nextTurn()
+  // 4000 lines (~4 MB) arrive while the reader is stalled
+  for (let i = 1; i < 4000; i++) {
+    sink.write(line(i))
+    if (i % 400 === 0) await sleep(12)
+  }
+  for (let i = 0; i < 300 && r.text().length < 4000 * 1009; i++) await sleep(10)
+  const whileBusy = r.offered.slice(0, 30)
+  t.same([...new Set(whileBusy)], [1009], 'every attempt while stalled offered the first line only, never a growing copy')
+  t.equal(r.text(), Array.from({ length: 4000 }, (_, i) => line(i)).join(''), 'all lines, in order')
+  t.ok(Math.max(...r.offered) <= (1 << 20) + 1009, `no write over the batch bound (largest ${Math.max(...r.offered)} bytes)`)
 })
 
 t.test('flush(cb) calls back once a busy reader took everything', async (t) => {
