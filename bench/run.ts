@@ -9,6 +9,7 @@
 // held by 1 M replay-cache entries. `--quick`: a short subset. `BENCH_CPU_PROF=DIR`: gateways run with
 // --cpu-prof into DIR. `--only REGEX`: only matching scenarios (plus the plain proxy the ratios need).
 // `--repeat N`: every scenario N times, interleaved; each figure is the median of its N runs.
+// `--pairs`: each goal's two sides measured at the same moment, round after round (see pairs()).
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes, generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync, openSync, readFileSync } from 'node:fs'
@@ -31,6 +32,7 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? (QUICK ? 1 : 2
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const CPU_PROF = process.env.BENCH_CPU_PROF
+const PAIRS = process.argv.includes('--pairs')
 const execFileP = promisify(execFile)
 
 const children: ChildProcess[] = []
@@ -258,8 +260,8 @@ async function replayMemory(): Promise<Record<string, number> | undefined> {
   }
 }
 
-async function gateway(backend: string, store: 'memory' | 'redis', large: boolean): Promise<string> {
-  const tag = `${store}${large ? '-large' : ''}`
+async function gateway(backend: string, store: 'memory' | 'redis', large: boolean, twin = false): Promise<string> {
+  const tag = `${store}${large ? '-large' : ''}${twin ? '-twin' : ''}`
   const file = join(logDir, `gateway-${tag}.yaml`)
   writeFileSync(file, config(backend, store, large))
   const prof = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF, '--cpu-prof-name', `gateway-${tag}.cpuprofile`] : []
@@ -309,6 +311,7 @@ async function main(): Promise<void> {
       { name: `${p} public`, spec: { url: gw, path: '/public' } },
     )
   }
+  if (PAIRS) return pairs(scenarios, await gateway(backend, 'memory', false, true))
   const quickSet = /^(backend direct|plain .*|node http .*|same handler .*|portcullis memory (public|bearer|bearer, per-request build|bearer POST 1KB|rfc9421 POST 1KB|ucan)|portcullis redis bearer|portcullis memory 100r×1000i bearer)$/
   const chosen = scenarios.filter((s) => s.name.startsWith('plain') || (ONLY ? ONLY.test(s.name) : !QUICK || quickSet.test(s.name)))
   // --repeat N: the whole list N times over, interleaved, and each figure the median of its N (a noisy
@@ -361,6 +364,49 @@ async function main(): Promise<void> {
   const outFile = join(ROOT, 'bench', 'results.json')
   writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, quick: QUICK, repeat: REPEAT, loadGenerator: 'autocannon 9, child process', seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, results, goals, replayCache: replay }, null, 2) + '\n')
   process.stdout.write(`\nwritten ${outFile}; audit logs in ${logDir}\n`)
+}
+
+/**
+ * `--pairs`: each goal's two sides loaded **at the same moment** — two serving processes, one load process
+ * each — round after round (`--repeat`, default 5), and each ratio the median of its rounds. Both sides
+ * then share whatever the host is doing, which moves sequential runs by more than the goals' margins. Each
+ * side gets about half the machine, so absolute figures are lower than in the table; the ratios are what
+ * this is for. A side on the same gateway as the other runs on a second, identical gateway.
+ */
+async function pairs(scenarios: Scenario[], twin: string): Promise<void> {
+  const named = (name: string): Scenario => scenarios.find((s) => s.name === name)!
+  const onTwin = (s: Scenario): Scenario => ({ ...s, name: `${s.name} (second gateway)`, spec: { ...s.spec, url: twin } })
+  const list: [string, Scenario, Scenario][] = [
+    ['bearer ÷ node ceiling', named('node http + undici Pool'), named('portcullis memory bearer')],
+    ['bearer ÷ plain @fastify/http-proxy', named('plain @fastify/http-proxy'), named('portcullis memory bearer')],
+    ['rfc9421 POST 1KB ÷ bearer', onTwin(named('portcullis memory bearer')), named('portcullis memory rfc9421 POST 1KB')],
+    ['rfc9421 POST 1KB ÷ bearer POST 1KB', onTwin(named('portcullis memory bearer POST 1KB')), named('portcullis memory rfc9421 POST 1KB')],
+    ['redis ÷ memory, bearer', named('portcullis memory bearer'), named('portcullis redis bearer')],
+    ['100r×1000i ÷ 1r×1i, bearer', named('portcullis memory bearer'), named('portcullis memory 100r×1000i bearer')],
+  ]
+  const rounds = repeatAt > 0 ? REPEAT : 5
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!
+  const out: Record<string, { rps: number; cpuInverse: number; p99: number; rounds: { a: Result; b: Result }[] }> = {}
+  for (const [label, a, b] of list) {
+    if (ONLY && !ONLY.test(label)) continue
+    const runs: { a: Result; b: Result }[] = []
+    for (let round = 1; round <= rounds; round++) {
+      const [ra, rb] = await Promise.all([measure(a), measure(b)])
+      runs.push({ a: ra, b: rb })
+      process.stderr.write(`${label} (${round}/${rounds}): ${b.name} ${rb.rps} req/s ${rb.cpuUsPerReq ?? '-'} µs/req, ${a.name} ${ra.rps} req/s ${ra.cpuUsPerReq ?? '-'} µs/req\n`)
+    }
+    const r2 = (x: number) => Math.round(x * 100) / 100
+    out[label] = {
+      rps: r2(median(runs.map((r) => r.b.rps / r.a.rps))),
+      cpuInverse: r2(median(runs.map((r) => (r.a.cpuUsPerReq ?? NaN) / (r.b.cpuUsPerReq ?? NaN)))),
+      p99: r2(median(runs.map((r) => r.b.p99Us / r.a.p99Us))),
+      rounds: runs,
+    }
+    process.stdout.write(`${label}: req/s ${out[label]!.rps}, CPU per request (inverse) ${out[label]!.cpuInverse}, p99 ${out[label]!.p99} (medians of ${rounds} rounds, both sides at once)\n`)
+  }
+  const outFile = join(ROOT, 'bench', 'pairs.json')
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), node: process.version, rounds, seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, pairs: out }, null, 2) + '\n')
+  process.stdout.write(`\nwritten ${outFile}\n`)
 }
 
 async function stopAll(): Promise<void> {
