@@ -3,21 +3,29 @@
 // each batch to libuv's thread pool: per batch a thread hand-off, a wake-up of the loop and a buffer joined
 // off the heap, which under load cost more CPU than the write itself (docs/performance.md).
 //
-// It never blocks the gateway on its reader: on a pipe or socket the descriptor is non-blocking (Node makes
-// stdout so once it is touched), and what the reader cannot take yet waits here and is tried again shortly
-// (lines are kept, none is dropped, while the reader lives). At exit what is left is written within a
-// bound, and dropped after it: a reader that is stuck or gone must not hang the exit after SIGTERM. A
-// reader that is gone for good (EPIPE, EBADF) ends logging, as pino does; another failure (a full disk)
-// drops that batch, says so on stderr, and goes on.
+// It never blocks the gateway on its reader. On a pipe or a terminal it writes through a descriptor of its
+// own, opened non-blocking (fd 1 itself, and whoever else writes to the same pipe, keep their mode); on a
+// socket Node's stdout stream makes the descriptor non-blocking. What the reader cannot take yet waits
+// here and is offered again, sooner while the reader makes progress, later (up to 200 ms) while it does
+// not; no line is dropped while the reader lives. A flush — at shutdown, and at exit — waits as long as
+// the reader keeps taking bytes, and gives up after a second without progress (10 s in all at exit): a
+// reader that is stuck or gone must not hang the exit after SIGTERM. A reader that is gone for good
+// (EPIPE, EBADF) ends logging, as pino does; another failure (a full disk) drops that batch and says so on
+// stderr, at most once every 5 s with a count.
 import fs from 'node:fs'
 import { dirname } from 'node:path'
 
-/** How long the exit-time flush may wait on a reader that is alive but not reading. */
-export const EXIT_FLUSH_LIMIT_MS = 1000
+/** A flush gives up on a reader that took nothing for this long. */
+export const STALL_LIMIT_MS = 1000
+/** The exit-time flush gives up after this long in all, even on a reader that still makes progress. */
+export const EXIT_FLUSH_CAP_MS = 10_000
 /** At most this many characters of waiting lines go into one write. */
 const BATCH_CHARS = 1 << 20
-/** How soon a write the reader could not take is tried again. */
-const RETRY_MS = 10
+/** How soon a write the reader could not take is tried again: doubled while it takes nothing, to this. */
+const RETRY_MIN_MS = 10
+const RETRY_MAX_MS = 200
+/** Failed writes are reported on stderr at most this often. */
+const NOTICE_EVERY_MS = 5000
 
 /** Errors that mean "not now": the same bytes are tried again later. */
 function isBusy(err: unknown): boolean {
@@ -36,27 +44,44 @@ function notice(text: string): void {
 
 export interface LineSink {
   write(line: string): boolean
-  /** Calls back once everything written so far is out, logging has ended, or a busy reader was waited on for EXIT_FLUSH_LIMIT_MS. */
+  /** Calls back once everything written so far is out, logging has ended, or the reader took nothing for STALL_LIMIT_MS. */
   flush(cb?: (err?: Error) => void): void
-  /** Writes what is left, waiting on a busy reader at most `limitMs`; drops the rest after it. */
-  flushSync(limitMs?: number): void
+  /** Writes what is left while the reader takes it; drops the rest after `stallMs` without progress or `capMs` in all. */
+  flushSync(stallMs?: number, capMs?: number): void
 }
 
 /**
- * A sink on `fd` (stdout when omitted) or on a file appended to (`dest`, its directory created).
+ * The descriptor to write stdout's lines to. A pipe or a terminal is opened anew, non-blocking, through
+ * /proc: a file description of the sink's own, so the mode of fd 1 — shared with any other process writing
+ * to the same pipe — is left alone. A socket cannot be opened so: Node's stdout stream makes it
+ * non-blocking. A file (whose offset must stay shared) and anything else are written through fd 1.
+ */
+function stdoutDescriptor(): number {
+  let stat: fs.Stats
+  try {
+    stat = fs.fstatSync(1)
+  } catch {
+    return 1
+  }
+  if (stat.isFIFO() || stat.isCharacterDevice()) {
+    try {
+      return fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+    } catch {
+      // no /proc: the stream's way, below
+    }
+  }
+  if (stat.isSocket() || stat.isFIFO()) void process.stdout
+  return 1
+}
+
+/**
+ * A sink on stdout, or on a file appended to (`dest`, its directory created).
  * `writeSync` is the write it uses (tests stand in for the descriptor).
  */
 export function createLineSink(dest?: string, writeSync: (fd: number, b: Buffer) => number = fs.writeSync): LineSink {
-  let fd = 1
-  if (dest !== undefined) {
-    fs.mkdirSync(dirname(dest), { recursive: true })
-    fd = fs.openSync(dest, 'a')
-  } else {
-    // On a pipe or socket, Node's stdout stream sets the descriptor non-blocking: a full pipe answers
-    // EAGAIN instead of stopping the event loop. (A file or a terminal is written as it is.)
-    void process.stdout
-  }
-  return lineSinkOn(fd, writeSync)
+  if (dest === undefined) return lineSinkOn(stdoutDescriptor(), writeSync)
+  fs.mkdirSync(dirname(dest), { recursive: true })
+  return lineSinkOn(fs.openSync(dest, 'a'), writeSync)
 }
 
 export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => number): LineSink {
@@ -67,25 +92,16 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   let rest: Buffer | null = null
   let scheduled = false
   let ended = false
-  let waiting: ((err?: Error) => void)[] = []
-
   let retry: NodeJS.Timeout | undefined
-  /** The next attempt: at the end of this turn, or a little later for a busy reader. A retry keeps the
-   * process alive only while someone waits on flush(). */
-  const schedule = (ms: number) => {
-    if (scheduled) {
-      if (waiting.length > 0) retry?.ref()
-      return
-    }
-    scheduled = true
-    if (ms === 0) setImmediate(drain)
-    else {
-      retry = setTimeout(drain, ms)
-      if (waiting.length === 0) retry.unref()
-    }
-  }
+  let retryMs = RETRY_MIN_MS
+  /** When the reader last took a byte (or the sink last had nothing waiting). */
+  let progressAt = Date.now()
+  let waiting: (() => void)[] = []
+  let dropped = 0
+  let noticedAt = 0
 
-  /** One attempt: true once nothing is left (or logging ended). */
+  const hasWaiting = () => rest !== null || head < pending.length
+
   /** The next batch of waiting lines, at most BATCH_CHARS (one turn's lines are far fewer). */
   const nextBatch = (): Buffer => {
     let stop = head
@@ -95,13 +111,29 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     if (stop === pending.length) {
       pending = []
       head = 0
-    } else head = stop
+    } else {
+      head = stop
+      // Written lines are let go of as the backlog shrinks, not only once it is gone.
+      if (head > 1024 && head * 2 > pending.length) {
+        pending = pending.slice(head)
+        head = 0
+      }
+    }
     return batch
+  }
+
+  const failed = (code: string | undefined, bytes: number) => {
+    dropped += bytes
+    const now = Date.now()
+    if (now - noticedAt < NOTICE_EVERY_MS) return
+    noticedAt = now
+    notice(`portcullis: writing log lines failed (${code ?? 'error'}); ${dropped} bytes dropped\n`)
+    dropped = 0
   }
 
   /**
    * One attempt: true once nothing is left (or logging ended). While the reader is busy only the bytes it
-   * refused are tried again; the lines behind them wait as they are, so a long stall costs no copying.
+   * refused are offered again; the lines behind them wait as they are, so a long stall costs no copying.
    */
   const writeOut = (): boolean => {
     while (!ended) {
@@ -116,10 +148,12 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
         if (isBusy(err)) return false
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'EPIPE' || code === 'EBADF' || code === 'ECONNRESET') end() // the reader is gone for good
-        else notice(`portcullis: writing log lines failed (${code ?? 'error'}); ${rest.length} bytes dropped\n`)
+        else failed(code, rest.length)
         rest = null
         continue
       }
+      if (n <= 0) return false // took nothing: as busy
+      progressAt = Date.now()
       rest = n >= rest.length ? null : rest.subarray(n)
     }
     return true
@@ -138,56 +172,63 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     for (const cb of callbacks) cb()
   }
 
+  /** The next attempt: at the end of this turn, or later for a busy reader (ref'd while a flush waits). */
+  const schedule = (ms: number) => {
+    if (scheduled) return
+    scheduled = true
+    if (ms === 0) setImmediate(drain)
+    else {
+      retry = setTimeout(drain, ms)
+      if (waiting.length === 0) retry.unref()
+    }
+  }
+
   function drain(): void {
     scheduled = false
     retry = undefined
-    if (writeOut()) settle()
-    else schedule(RETRY_MS)
+    const before = progressAt
+    if (writeOut()) {
+      retryMs = RETRY_MIN_MS
+      return settle()
+    }
+    retryMs = progressAt !== before ? RETRY_MIN_MS : Math.min(RETRY_MAX_MS, retryMs * 2)
+    // A flush waiting on a reader that took nothing for STALL_LIMIT_MS is let go (the lines still wait).
+    if (waiting.length > 0 && Date.now() - progressAt >= STALL_LIMIT_MS) settle()
+    schedule(waiting.length > 0 ? RETRY_MIN_MS : retryMs)
   }
 
-  const sink: LineSink = {
+  return {
     write(line) {
       if (ended) return true
+      if (!hasWaiting()) progressAt = Date.now()
       pending.push(line)
-      schedule(0)
+      if (rest === null) schedule(0) // behind a busy reader the retry timer is already set
+      else schedule(retryMs)
       return true
     },
     flush(cb) {
       if (writeOut()) {
         settle()
         cb?.()
-      } else {
-        schedule(RETRY_MS)
-        if (!cb) return
-        // Waits on a busy reader at most EXIT_FLUSH_LIMIT_MS: a stuck one must not hold up a shutdown
-        // (what is left then is the exit-time flushSync's).
-        let called = false
-        const once = () => {
-          if (called) return
-          called = true
-          clearTimeout(bound)
-          cb()
-        }
-        const bound = setTimeout(() => {
-          waiting = waiting.filter((w) => w !== once)
-          once()
-        }, EXIT_FLUSH_LIMIT_MS)
-        waiting.push(once)
-        retry?.ref()
+        return
       }
+      if (cb) waiting.push(() => cb())
+      if (scheduled) retry?.ref()
+      else schedule(RETRY_MIN_MS)
     },
-    flushSync(limitMs = EXIT_FLUSH_LIMIT_MS) {
-      const giveUpAt = Date.now() + limitMs
+    flushSync(stallMs = STALL_LIMIT_MS, capMs = EXIT_FLUSH_CAP_MS) {
+      const started = Date.now()
       const nap = new Int32Array(new SharedArrayBuffer(4))
+      progressAt = started
       while (!writeOut()) {
-        if (Date.now() >= giveUpAt) {
-          end() // the reader is stuck: drop the rest rather than hang
+        const now = Date.now()
+        if (now - progressAt >= stallMs || now - started >= capMs) {
+          end() // the reader is stuck, or too slow to wait for: drop the rest rather than hang
           break
         }
-        Atomics.wait(nap, 0, 0, RETRY_MS)
+        Atomics.wait(nap, 0, 0, RETRY_MIN_MS)
       }
       settle()
     },
   }
-  return sink
 }

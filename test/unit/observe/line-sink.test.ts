@@ -63,7 +63,7 @@ t.test('a busy reader (EAGAIN, short writes): nothing lost, order kept, write() 
 })
 
 t.test('a stalled reader: each retry offers only the bytes it refused, and a backlog goes out in bounded writes, in order', async (t) => {
-  const r = reader(Array.from({ length: 30 }, () => 'EAGAIN'))
+  const r = reader(Array.from({ length: 12 }, () => 'EAGAIN'))
   const sink = lineSinkOn(9, r.writeSync)
   const line = (i: number) => `${String(i).padStart(7, '0')} ${'y'.repeat(1000)}\n`
   sink.write(line(0))
@@ -73,11 +73,56 @@ t.test('a stalled reader: each retry offers only the bytes it refused, and a bac
     sink.write(line(i))
     if (i % 400 === 0) await sleep(12)
   }
-  for (let i = 0; i < 300 && r.text().length < 4000 * 1009; i++) await sleep(10)
-  const whileBusy = r.offered.slice(0, 30)
+  for (let i = 0; i < 800 && r.text().length < 4000 * 1009; i++) await sleep(10)
+  const whileBusy = r.offered.slice(0, 12)
   t.same([...new Set(whileBusy)], [1009], 'every attempt while stalled offered the first line only, never a growing copy')
   t.equal(r.text(), Array.from({ length: 4000 }, (_, i) => line(i)).join(''), 'all lines, in order')
   t.ok(Math.max(...r.offered) <= (1 << 20) + 1009, `no write over the batch bound (largest ${Math.max(...r.offered)} bytes)`)
+})
+
+t.test('flushSync waits as long as a slow reader makes progress, gives up on one that stops, and at the cap', async (t) => {
+  const slow = reader(Array.from({ length: 60 }, (_, i) => (i % 2 ? 100 : 'EAGAIN')))
+  const sink = lineSinkOn(9, slow.writeSync)
+  sink.write('z'.repeat(2999) + '\n')
+  const started = Date.now()
+  sink.flushSync(50, 5000)
+  t.ok(Date.now() - started > 100, 'it took longer than the stall limit in all')
+  t.equal(slow.text().length, 3000, 'and every byte went out')
+
+  const trickle = reader(Array.from({ length: 100_000 }, (_, i) => (i % 2 ? 1 : 'EAGAIN')))
+  const capped = lineSinkOn(9, trickle.writeSync)
+  capped.write('w'.repeat(100_000) + '\n')
+  const t0 = Date.now()
+  capped.flushSync(1000, 300)
+  const took = Date.now() - t0
+  t.ok(took >= 290 && took < 2000, `a reader that never finishes is given up at the cap (${took} ms)`)
+})
+
+t.test('a write that takes nothing counts as busy, not as a loop', async (t) => {
+  const r = reader([0, 0, 'all'])
+  const sink = lineSinkOn(9, r.writeSync)
+  sink.write('ok\n')
+  await nextTurn()
+  for (let i = 0; i < 100 && r.text() !== 'ok\n'; i++) await sleep(10)
+  t.equal(r.text(), 'ok\n')
+  t.equal(r.calls(), 3)
+})
+
+t.test('failed writes are reported at most once every 5 s, with what was dropped', async (t) => {
+  const r = reader(['ENOSPC', 'ENOSPC', 'ENOSPC'])
+  const sink = lineSinkOn(9, r.writeSync)
+  const said: string[] = []
+  const original = fs.writeSync
+  ;(fs as { writeSync: unknown }).writeSync = (fd: number, text: string) => (fd === 2 ? (said.push(text), text.length) : original(fd, text))
+  try {
+    for (let i = 0; i < 3; i++) {
+      sink.write('gone\n')
+      await nextTurn()
+    }
+  } finally {
+    ;(fs as { writeSync: unknown }).writeSync = original
+  }
+  t.equal(said.length, 1, said.join(''))
 })
 
 t.test('flush(cb) calls back once a busy reader took everything', async (t) => {
@@ -172,33 +217,46 @@ t.test('a file destination: its directory is made, lines are appended', async (t
 
 const SINK_URL = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'observe', 'line-sink.js')).href
 
-t.test('on a real pipe nobody reads for a while, the event loop keeps turning, and every line arrives in order', async (t) => {
-  // The child writes 4 MB of lines (well over a pipe's buffer), then counts its timer ticks for 400 ms.
-  const script = `
-    const { createLineSink } = await import(${JSON.stringify(SINK_URL)})
-    const sink = createLineSink()
-    for (let i = 0; i < 8000; i++) sink.write(String(i).padStart(6, '0') + ' ' + 'x'.repeat(500) + '\\n')
-    let ticks = 0
-    const timer = setInterval(() => ticks++, 10)
-    setTimeout(() => { clearInterval(timer); process.stderr.write('ticks ' + ticks + '\\n'); sink.flush(() => process.exit(0)) }, 400)
-  `
-  // Without NODE_OPTIONS: the hooks tap adds to every child it spawns touch the child's stdout, which makes
-  // it non-blocking whatever the sink does (env -u runs after tap's spawn hook added them).
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')))
-  child.stdout.pause()
-  let err = ''
-  child.stderr.on('data', (d) => (err += d))
-  for (let i = 0; i < 300 && !err.includes('\n'); i++) await sleep(10)
-  const ticks = Number(/ticks (\d+)/.exec(err)?.[1] ?? -1)
-  t.ok(ticks >= 10, `the child's timer ran ${ticks} times while its stdout was full`)
-  const chunks: Buffer[] = []
-  child.stdout.on('data', (d: Buffer) => chunks.push(d))
-  child.stdout.resume()
-  const code = await new Promise<number | null>((r) => child.once('exit', r))
-  await new Promise((r) => setImmediate(r))
-  t.equal(code, 0)
-  const lines = Buffer.concat(chunks).toString().split('\n').filter(Boolean)
-  t.equal(lines.length, 8000, 'every line arrived')
-  t.ok(lines.every((l, i) => l.startsWith(String(i).padStart(6, '0') + ' ') && l.length === 507), 'in order and whole')
-})
+for (const kind of ['a socket pair (a parent Node process)', 'a pipe (a shell pipeline)'] as const) {
+  t.test(`on ${kind} nobody reads for a while, the event loop keeps turning, and every line arrives in order`, async (t) => {
+    // The child writes 4 MB of lines (well over a pipe's buffer), then counts its timer ticks for 400 ms,
+    // and tells whether its fd 1 was left blocking (O_NONBLOCK is 04000 in /proc's octal flags).
+    const script = `
+      const { createLineSink } = await import(${JSON.stringify(SINK_URL)})
+      const { readFileSync } = await import('node:fs')
+      const sink = createLineSink()
+      for (let i = 0; i < 8000; i++) sink.write(String(i).padStart(6, '0') + ' ' + 'x'.repeat(500) + '\\n')
+      let ticks = 0
+      const timer = setInterval(() => ticks++, 10)
+      setTimeout(() => {
+        clearInterval(timer)
+        const flags = parseInt(/flags:\\s+(\\d+)/.exec(readFileSync('/proc/self/fdinfo/1', 'utf8'))[1], 8)
+        process.stderr.write('ticks ' + ticks + ' fd1 ' + ((flags & 0o4000) ? 'non-blocking' : 'blocking') + '\\n')
+        sink.flush(() => process.exit(0))
+      }, 400)
+    `
+    // Without NODE_OPTIONS: the hooks tap adds to every child it spawns touch the child's stdout, which makes
+    // it non-blocking whatever the sink does (env -u runs after tap's spawn hook added them).
+    const node = ['env', '-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script]
+    const child = kind.startsWith('a pipe')
+      ? spawn('sh', ['-c', 'exec 3>&1; "$@" | cat >&3', 'sh', ...node], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+    t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')))
+    child.stdout.pause()
+    let err = ''
+    child.stderr.on('data', (d) => (err += d))
+    for (let i = 0; i < 300 && !err.includes('\n'); i++) await sleep(10)
+    const ticks = Number(/ticks (\d+)/.exec(err)?.[1] ?? -1)
+    t.ok(ticks >= 10, `the child's timer ran ${ticks} times while its stdout was full`)
+    if (kind.startsWith('a pipe')) t.match(err, /fd1 blocking/, 'fd 1, shared with whoever else writes to the pipe, keeps its mode')
+    const chunks: Buffer[] = []
+    child.stdout.on('data', (d: Buffer) => chunks.push(d))
+    child.stdout.resume()
+    const code = await new Promise<number | null>((r) => child.once('exit', r))
+    await new Promise((r) => setImmediate(r))
+    t.equal(code, 0)
+    const lines = Buffer.concat(chunks).toString().split('\n').filter(Boolean)
+    t.equal(lines.length, 8000, 'every line arrived')
+    t.ok(lines.every((l, i) => l.startsWith(String(i).padStart(6, '0') + ' ') && l.length === 507), 'in order and whole')
+  })
+}
