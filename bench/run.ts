@@ -389,6 +389,13 @@ async function pairs(scenarios: Scenario[], twin: string): Promise<void> {
   const out: Record<string, { rps: number; cpuInverse: number; p99: number; rounds: { a: Result; b: Result }[] }> = {}
   for (const [label, a, b] of list) {
     if (ONLY && !ONLY.test(label)) continue
+    // A fresh process warms longer than a warm one (measure()): both sides warm together first, so that
+    // neither is measured while the other is still warming.
+    const fresh = [a, b].filter((s) => !warmed.has(s.spec.url))
+    if (fresh.length > 0) {
+      await Promise.all([a, b].map((s) => load({ ...s.spec, connections: CONNECTIONS, seconds: FIRST_WARMUP_SECONDS })))
+      for (const s of [a, b]) warmed.add(s.spec.url)
+    }
     const runs: { a: Result; b: Result }[] = []
     for (let round = 1; round <= rounds; round++) {
       const [ra, rb] = await Promise.all([measure(a), measure(b)])
