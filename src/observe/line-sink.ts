@@ -16,9 +16,9 @@ import fs from 'node:fs'
 import { dirname } from 'node:path'
 
 /** A flush gives up on a reader that took nothing for this long. */
-export const STALL_LIMIT_MS = 1000
+const STALL_LIMIT_MS = 1000
 /** The exit-time flush gives up after this long in all, even on a reader that still makes progress. */
-export const EXIT_FLUSH_CAP_MS = 10_000
+const EXIT_FLUSH_CAP_MS = 10_000
 /** At most this many characters of waiting lines go into one write. */
 const BATCH_CHARS = 1 << 20
 /** How soon a write the reader could not take is tried again: doubled while it takes nothing, to this. */
@@ -202,8 +202,8 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
       if (ended) return true
       if (!hasWaiting()) progressAt = Date.now()
       pending.push(line)
-      if (rest === null) schedule(0) // behind a busy reader the retry timer is already set
-      else schedule(retryMs)
+      // Behind a busy reader (`rest` waiting) the line waits for the retry already set.
+      schedule(rest === null ? 0 : retryMs)
       return true
     },
     flush(cb) {

@@ -208,7 +208,8 @@ export class UpstreamPools {
  *
  * - The upstream's `timeout` runs until its response headers: an exact timer aborts the exchange (undici's
  *   own headersTimeout does not fire on time for sub-second values, nor on a reused keep-alive connection).
- * - The client gone before the answer ended (`res` closed unfinished) aborts the exchange with the upstream.
+ * - The client gone before the answer ended (`res` closed unfinished) aborts the exchange with the upstream,
+ *   from the response headers on (before them the exchange runs until its headers or its timeout).
  * - A streamed body: undici's leftover 'error' listeners come off it (dropLeftoverListeners), and it is
  *   destroyed when the exchange fails, as undici's own handlers do.
  */
@@ -324,12 +325,13 @@ function destroy(body: Readable, err: Error): void {
  * undici's 'error' listeners on a stream body, taken off once the upstream's response headers are in and
  * again when the exchange ends (the writer may add its own after the headers).
  *
- * - **A crash.** When the upstream dies mid-response while the body is still coming, undici's stream
- *   handler runs its onError twice: the first destroys the response and then the body with the error, the
- *   body's 'error' brings it back through its own listener (lib/api/api-stream.js), where it uses up the
- *   callback, and the response's 'close' then calls the callback that is gone — a TypeError thrown from an
- *   event handler, which ended the process. With no listener of undici's left on the body, its 'error' is
- *   not heard; the body writer still hears its 'close' (lib/dispatcher/client-h1.js writeStream).
+ * - **A crash**, with undici's stream() (before the Relay, which ends once whatever calls it). When the
+ *   upstream died mid-response while the body was still coming, stream()'s handler ran its onError twice:
+ *   the first destroyed the response and then the body with the error, the body's 'error' brought it back
+ *   through its own listener (lib/api/api-stream.js), where it used up the callback, and the response's
+ *   'close' then called the callback that was gone — a TypeError thrown from an event handler, which ended
+ *   the process. The cut-off stays: from the response headers on, the body's 'error' is not heard by
+ *   undici; the body writer still hears its 'close' (lib/dispatcher/client-h1.js writeStream).
  * - **A retention.** undici leaves these listeners after the exchange (the writer would take its own off on
  *   the body's 'close', after it took its 'close' listener off). Through them the request reached the
  *   handler, the writer and what they hold, and young objects could not die young: on a 1 KB POST with its

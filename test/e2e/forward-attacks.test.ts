@@ -6,7 +6,7 @@ import t from 'tap'
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startBackend, startGateway, testSecret, type Backend, type RunningGateway } from './harness.js'
+import { startBackend, startGateway, testSecret, until, type Backend, type RunningGateway } from './harness.js'
 import { rawGet, rawRequest } from './raw-http.js'
 
 const TOKEN = testSecret('atkTok')
@@ -206,15 +206,6 @@ t.teardown(async () => {
   await holder?.close()
 })
 
-async function until(pred: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (pred()) return true
-    await sleep(25)
-  }
-  return pred()
-}
-
 const upgradeHead = (path: string, extra: string[] = []) =>
   [`GET ${path} HTTP/1.1`, 'Host: gw', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', `Authorization: Bearer ${TOKEN}`, ...extra, '', ''].join('\r\n')
 
@@ -251,7 +242,7 @@ t.test('upstream connection that carried a declined upgrade is never reused (req
   const a = raw.seen.find((s) => s.line.startsWith('GET /ws/accept-1 '))
   t.ok(d && a, 'both reached the upstream')
   t.not(d?.conn, a?.conn, 'the accepted upgrade did not ride the declined one\'s connection')
-  t.equal(await until(() => raw.closed.has(d!.conn)), true, 'the gateway closed the connection of the declined upgrade')
+  t.equal(await until(() => raw.closed.has(d!.conn), 10_000), true, 'the gateway closed the connection of the declined upgrade')
 
   // The smuggling itself: an upgrade that declares a body the upstream never reads. Whether the gateway
   // refuses it (400) or relays the upstream's refusal, the next upgrade must arrive intact.
@@ -343,7 +334,7 @@ t.test('one client cannot starve an upstream: concurrency per identity, and a ti
     t.equal(s.status, 200, `stream ${i} open`)
     streams.push(s)
   }
-  t.equal(await until(() => holder.open.size === 4), true, 'the upstream holds four streams')
+  t.equal(await until(() => holder.open.size === 4, 10_000), true, 'the upstream holds four streams')
 
   // A third stream of the same identity is refused at once, while its streams are still open.
   const third = await openStream('/hold/third', TOKEN)
@@ -363,7 +354,7 @@ t.test('one client cannot starve an upstream: concurrency per identity, and a ti
 
   // A stream that ends gives its slot back: the identity may open one again.
   streams[0]!.close()
-  t.equal(await until(() => holder.open.size === 3), true, 'the upstream saw the stream close')
+  t.equal(await until(() => holder.open.size === 3, 10_000), true, 'the upstream saw the stream close')
   let again: Awaited<ReturnType<typeof openStream>> | undefined
   for (let n = 0; n < 40; n++) {
     again = await openStream('/hold/again', TOKEN)
@@ -374,7 +365,7 @@ t.test('one client cannot starve an upstream: concurrency per identity, and a ti
   again?.close()
   for (const s of streams) s.close()
   holder.releaseAll()
-  t.equal(await until(() => holder.open.size === 0), true)
+  t.equal(await until(() => holder.open.size === 0, 10_000), true)
   const after = await rawGet(gw.port, '/other/y')
   t.equal(after.status, 200, 'the upstream serves again once the streams are gone')
 })

@@ -7,7 +7,7 @@ import t from 'tap'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startGateway, type RunningGateway } from './harness.js'
+import { startGateway, until, type RunningGateway } from './harness.js'
 
 const BIG = 64 * 1024 * 1024
 const CHUNK = Buffer.alloc(64 * 1024, 0x61)
@@ -105,11 +105,6 @@ function readUntil(s: Socket, want: RegExp, ms = 3000): Promise<string> {
   })
 }
 
-async function until(what: () => boolean, ms = 3000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (what()) return true
-  return what()
-}
-
 /** A plain GET through the gateway on a connection of its own: the status line. */
 async function statusOf(path: string): Promise<string> {
   const s = await open()
@@ -125,7 +120,7 @@ t.test('a client that leaves before the upstream answers: the exchange ends when
   s.write('GET /pub/late-events HTTP/1.1\r\nhost: gw\r\n\r\n')
   await sleep(50)
   s.destroy()
-  t.ok(await until(() => cut.includes('/pub/late-events')), 'the upstream saw its answer cut off')
+  t.ok(await until(() => cut.includes('/pub/late-events'), 3000), 'the upstream saw its answer cut off')
   t.equal(await statusOf('/pub/ok'), 'HTTP/1.1 200 OK', 'the one upstream connection serves the next request')
 })
 
@@ -135,7 +130,7 @@ t.test('a client that leaves mid-stream: the upstream sees its answer cut off, t
   s.write('GET /pub/events HTTP/1.1\r\nhost: gw\r\n\r\n')
   t.match(await readUntil(s, /data: 1\n\n/), /^HTTP\/1\.1 200 OK[\s\S]*data: 0\n\n/)
   s.destroy()
-  t.ok(await until(() => cut.includes('/pub/events')), 'the upstream saw its answer cut off')
+  t.ok(await until(() => cut.includes('/pub/events'), 3000), 'the upstream saw its answer cut off')
   t.equal(await statusOf('/pub/ok'), 'HTTP/1.1 200 OK')
 })
 
@@ -145,7 +140,7 @@ t.test('a client that stops reading holds the upstream back: the gateway does no
   s.write('GET /pub/big HTTP/1.1\r\nhost: gw\r\n\r\n')
   let received = 0
   s.on('data', (d: Buffer) => (received += d.length))
-  t.ok(await until(() => received > 0), 'the answer starts')
+  t.ok(await until(() => received > 0, 3000), 'the answer starts')
   s.pause()
   // Settle: what the sockets between client and upstream can hold fills up, then the upstream must stop.
   await sleep(800)

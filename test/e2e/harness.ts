@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js')
 
@@ -188,4 +189,10 @@ export async function startGateway(yaml: string, env: NodeJS.ProcessEnv = {}, ti
 /** A throw-away secret of 48 characters, unique per call (tests grep the output for it). */
 export function testSecret(label: string): string {
   return `${label}-${Math.random().toString(36).slice(2)}${'x'.repeat(48)}`.slice(0, 48)
+}
+
+/** Polls `pred` every 20 ms for at most `ms`; true once it held. */
+export async function until(pred: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (pred()) return true
+  return pred()
 }
