@@ -94,7 +94,8 @@ export function readBody(req: IncomingMessage, limit: number, bufferLimit = Infi
         reserved = size
       }
       if (r[kEnded]) give(r, reserved)
-      resolve(Buffer.concat(chunks, size))
+      // A body that came in one chunk (most small ones) is that chunk: Node gives each its own memory.
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
     }
     const onError = (err: Error) => {
       cleanup()

@@ -89,6 +89,24 @@ t.test('without a bufferLimit nothing is refused', async (t) => {
   releaseBody(a)
 })
 
+t.test('a body of one chunk is that chunk; one of several is joined in order', async (t) => {
+  const one = fakeRequest({ 'content-length': '5' })
+  const reading = readBody(one, 1000)
+  const chunk = Buffer.from('hello')
+  one.end(chunk)
+  t.equal(await reading, chunk, 'no copy of a single chunk')
+  releaseBody(one)
+  const many = fakeRequest({ 'transfer-encoding': 'chunked' })
+  const joined = readBody(many, 1000)
+  for (const part of ['ab', 'cd', 'ef']) {
+    many.write(Buffer.from(part))
+    await new Promise((r) => setImmediate(r))
+  }
+  many.end()
+  t.equal((await joined).toString(), 'abcdef')
+  releaseBody(many)
+})
+
 t.test('every test above left nothing held', async (t) => {
   t.equal(bufferedBytes(), 0)
 })
