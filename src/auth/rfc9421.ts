@@ -1,6 +1,5 @@
 // DESIGN §4.4: HTTP Message Signatures (RFC 9421) with hmac-sha256, keys by keyid or derived.
 // Never logs; a denial names only the key id and its fingerprint, never a key, base or signature.
-import { createSecretKey, type KeyObject } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { LRUCache } from 'lru-cache'
 import { Type } from '@sinclair/typebox'
@@ -10,8 +9,9 @@ import type { ErrorCode } from '../errors.js'
 import { verifyContentDigest } from './content-digest.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
 import { deriveKey } from './derive.js'
+import { hmacKey, hmacSha256With, type HmacKey } from './hmac.js'
 import { schemeIdentity } from './identity-names.js'
-import { buildSignatureBase, hmacSha256, MAX_COVERED_COMPONENTS, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
+import { buildSignatureBase, MAX_COVERED_COMPONENTS, parseSignatureFields, type SignatureEntry, type SignedMessage } from './signature-base.js'
 import type { AuthOutcome, AuthRequest, Authenticator, Credential, SchemeType } from './types.js'
 
 /** `Signature-Input` / `Signature` (RFC 9421), for rfc9421 schemes and the join endpoint's PSK requests. */
@@ -61,14 +61,14 @@ const ABSENT: AuthOutcome = { kind: 'absent' }
 
 /** A verification key with its fingerprint, both computed once per keyid. */
 interface SigningKey {
-  key: KeyObject
+  key: HmacKey
   fp: string
 }
 
 export function createRfc9421Authenticator(options: Rfc9421Options): Authenticator {
   const { name, windowMs, roles } = options
   const keys = new Map<string, SigningKey>()
-  for (const [keyid, key] of options.keys) keys.set(keyid, { key: secretKey(key), fp: keyFingerprint(keyid) })
+  for (const [keyid, key] of options.keys) keys.set(keyid, { key: hmacKey(key), fp: keyFingerprint(keyid) })
   const revoked = new Set(options.revoked ?? [])
   const master = options.deriveMaster
   const derived = new LRUCache<string, SigningKey>({ max: options.derivedCacheSize ?? 10_000 })
@@ -78,7 +78,7 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
   const keyFor = (keyid: string): SigningKey => {
     const known = keys.get(keyid) ?? derived.get(keyid)
     if (known !== undefined) return known
-    const made = { key: secretKey(deriveKey(master as string, keyid)), fp: keyFingerprint(keyid) }
+    const made = { key: hmacKey(deriveKey(master as string, keyid)), fp: keyFingerprint(keyid) }
     derived.set(keyid, made)
     return made
   }
@@ -113,7 +113,7 @@ export function createRfc9421Authenticator(options: Rfc9421Options): Authenticat
     const base = buildSignatureBase(message, chosen.covered)
     if (!base.ok || chosen.signature === undefined) return deny('INVALID_SIGNATURE', keyid)
     const signing = keyFor(keyid)
-    if (!digestsEqual(hmacSha256(signing.key, base.base), chosen.signature)) return deny('INVALID_SIGNATURE', keyid)
+    if (!digestsEqual(hmacSha256With(signing.key, base.base, 'latin1'), chosen.signature)) return deny('INVALID_SIGNATURE', keyid)
 
     // Hashing the body is the costly step: only for a request whose signature already verified.
     // Parsed once per request: reuse the Dictionary the base already parsed when it was covered with ;sf or ;key.
@@ -259,8 +259,4 @@ export function replayKey(keyid: string, nonce: string): string {
 
 function deny(code: ErrorCode, keyid?: string): AuthOutcome {
   return keyid === undefined ? { kind: 'deny', code } : { kind: 'deny', code, fp: keyFingerprint(keyid), claimed: keyid }
-}
-
-function secretKey(key: string | Uint8Array): KeyObject {
-  return createSecretKey(typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key))
 }

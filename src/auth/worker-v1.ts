@@ -1,11 +1,12 @@
 // DESIGN §4.3: the seed-compatible worker signature (x-worker-id / -timestamp / -signature).
 // Refuses with the contract's exact messages and never throws on input; never logs a secret or signature.
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
+import { createHmac, type KeyObject } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import { Claims, Duration, Roles, Secret, Strict } from '../config/schema-parts.js'
 import { durationMs } from '../config/types.js'
 import type { ErrorCode } from '../errors.js'
 import { digestsEqual, keyFingerprint, sha256 } from './credential.js'
+import { hmacKey, hmacSha256With } from './hmac.js'
 import { schemeIdentity } from './identity-names.js'
 import type { AuthOutcome, AuthRequest, Authenticator, Credential, SchemeType } from './types.js'
 
@@ -59,7 +60,7 @@ export function workerV1Signature(secret: string | Uint8Array | KeyObject, id: s
 
 export function createWorkerV1Authenticator(options: WorkerV1Options): Authenticator {
   const { name, windowMs, roles } = options
-  const key = createSecretKey(typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret))
+  const key = hmacKey(options.secret)
   // A (id, timestamp, signature) is acceptable from window before its timestamp to window after.
   const replayTtlMs = windowMs * 2
 
@@ -77,7 +78,7 @@ export function createWorkerV1Authenticator(options: WorkerV1Options): Authentic
       return deny('TIMESTAMP_SKEW', WORKER_V1_MESSAGES.skew, who)
     }
     if (!SIGNATURE.test(signature)) return deny('INVALID_SIGNATURE', WORKER_V1_MESSAGES.invalidSignature, who)
-    const expected = createHmac('sha256', key).update(workerV1Payload(id, timestamp), 'utf8').digest()
+    const expected = hmacSha256With(key, workerV1Payload(id, timestamp), 'utf8')
     if (!digestsEqual(expected, Buffer.from(signature, 'hex'))) {
       return deny('INVALID_SIGNATURE', WORKER_V1_MESSAGES.invalidSignature, who)
     }
