@@ -6,7 +6,8 @@
 // shows the opposite (3.0 against 3.8 µs), which is why the figure that counts is the in-gateway one.
 // OpenSSL still computes every SHA-256; this file only arranges RFC 2104's two hashes. The property test
 // holds it equal to createHmac for every key length and message; comparing a MAC stays constant-time
-// (digestsEqual). The per-call buffers hold key-derived bytes only until the hash has read them.
+// (digestsEqual). The per-call buffers (from Node's shared pool) are zeroed where they held a pad or the
+// inner hash, once the hash has read them.
 import { hash } from 'node:crypto'
 
 /** SHA-256's block size in bytes. */
@@ -42,8 +43,9 @@ export function hmacSha256With(key: HmacKey, message: string, encoding: 'latin1'
   const second = Buffer.allocUnsafe(BLOCK + DIGEST)
   key.outer.copy(second, 0)
   innerHash.copy(second, BLOCK)
+  innerHash.fill(0)
   const mac = sha256(second)
-  second.fill(0, 0, BLOCK)
+  second.fill(0)
   return mac
 }
 

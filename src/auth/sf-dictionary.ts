@@ -81,15 +81,8 @@ function readItem(c: Cursor): Item | typeof GIVE_UP {
   return params === GIVE_UP ? GIVE_UP : [bare, params]
 }
 
-/**
- * The Parameters of every item and inner list that has none: one shared, empty Map rather than one per
- * item (a signature's components rarely carry any). Nothing that reads a parsed field changes it.
- */
-const NO_PARAMETERS: Parameters = new Map()
-
 function readParameters(c: Cursor): Parameters | typeof GIVE_UP {
   const s = c.s
-  if (s.charCodeAt(c.pos) !== 0x3b /* ; */) return NO_PARAMETERS
   const params: Parameters = new Map()
   while (s.charCodeAt(c.pos) === 0x3b /* ; */) {
     c.pos++

@@ -1,8 +1,9 @@
 // RFC 9421 signature bases reproduced byte for byte: Appendix B.2 and the §2 examples.
 import t from 'tap'
 import { createPublicKey, verify, constants } from 'node:crypto'
-import { parseDictionary, type InnerList } from 'structured-headers'
+import { parseDictionary, type InnerList, type Item } from 'structured-headers'
 import { buildSignatureBase, hmacSha256, parseSignatureFields, formEncode, type SignedMessage } from '../../../src/auth/signature-base.js'
+import { computeContentDigest } from '../../../src/auth/content-digest.js'
 
 /** The RFC's `test-request` (Appendix B.2). */
 const TEST_REQUEST_HEADERS: Array<[string, string]> = [
@@ -323,4 +324,23 @@ t.test('the Dictionaries the base parsed are handed back (content-digest is then
   t.same([...(r.dictionaries?.keys() ?? [])], ['content-digest'], 'only Dictionaries, by field name')
   t.same(parses, ['content-digest', 'x-l'])
   t.equal(buildSignatureBase(msg, covered('sig1=("content-digest");created=1')).ok && 'dictionaries' in (buildSignatureBase(msg, covered('sig1=("content-digest");created=1')) as object), false, 'none parsed: none handed back')
+})
+
+t.test('a Dictionary a signature base hands out is the caller\'s: changing it changes no later parse', async (t) => {
+  // buildSignatureBase is public (portcullis/client). A parse once shared one empty Parameters map between
+  // every item without parameters; a caller annotating one then changed every later base of the process.
+  const message = (body: string): SignedMessage => {
+    const digest = computeContentDigest(Buffer.from(body))
+    return { method: 'POST', scheme: 'https', authority: 'gw.example', path: '/p', query: '', field: (name) => (name === 'content-digest' ? [digest] : undefined) }
+  }
+  const covered: InnerList = [[['content-digest', new Map([['sf', true]])] as Item], new Map([['keyid', 'k1']])]
+  const first = buildSignatureBase(message('one'), covered)
+  const member = (first.ok ? first.dictionaries?.get('content-digest')?.get('sha-256') : undefined) as Item | undefined
+  t.ok(member, 'the parsed Content-Digest is handed out')
+  member![1].set('seen', true)
+  const second = buildSignatureBase(message('two'), covered)
+  t.equal(second.ok ? second.base.split('\n')[0] : '', `"content-digest";sf: ${computeContentDigest(Buffer.from('two'))}`, 'the next base is unchanged')
+  const third = buildSignatureBase(message('three'), covered)
+  const item = (third.ok ? third.dictionaries?.get('content-digest')?.get('sha-256') : undefined) as Item | undefined
+  t.equal(item?.[1].size, 0, 'a later parse has no parameter it was not sent')
 })

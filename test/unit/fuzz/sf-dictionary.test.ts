@@ -8,7 +8,6 @@ import { DisplayString, Token, parseDictionary as libraryParse, serializeDiction
 import { fastDictionary, parseDictionary } from '../../../src/auth/sf-dictionary.js'
 import { signRfc9421 } from '../../../src/client/rfc9421.js'
 import { computeContentDigest } from '../../../src/auth/content-digest.js'
-import type { AuthRequest } from '../../../src/auth/types.js'
 import { holds, latin1String, mutation, params, trickyChar } from './settings.js'
 
 /** A comparable rendering: every type, sign of zero and byte kept apart. */
@@ -125,21 +124,4 @@ t.test('the comparison can fail: readers that are wrong in small ways are caught
   t.notOk(agrees('a=1,', (s) => fastDictionary(s.replace(/,$/, ''))), 'an answer where the library refuses')
   t.notOk(agrees('a=:YWI=:', (s) => fastDictionary(s.replace('YWI=', 'YWE='))), 'other bytes')
   t.notOk(agrees('a=x', (s) => fastDictionary(s.replace('=x', '="x"'))), 'a string for a token')
-})
-
-t.test('the Parameters shared by every item that has none stay empty through a verification', async (t) => {
-  const { createRfc9421Authenticator } = await import('../../../src/auth/rfc9421.js')
-  const secret = 'sf-dictionary-shared-parameters-0123456789abcdef'
-  const auth = createRfc9421Authenticator({ name: 'signed', windowMs: 60_000, roles: [], keys: new Map([['k1', secret]]) })
-  const body = Buffer.from('{"a":1}')
-  const url = 'http://gw.example/p?q=1'
-  const h = signRfc9421({ keyId: 'k1', secret, method: 'POST', url, body }) as unknown as Record<string, string>
-  const headers: Record<string, string> = { host: 'gw.example', 'content-length': String(body.length), ...h }
-  const raw = { headers, rawHeaders: Object.entries(headers).flat() }
-  const req = { raw, method: 'POST', path: '/p', query: '?q=1', target: '/p?q=1', body, tls: false, now: Date.now() } as unknown as AuthRequest
-  t.equal((await auth.authenticate(req)).kind, 'identity', 'verified')
-  const [first, second] = [fastDictionary('a=1, b=(x y)'), fastDictionary('c=2')]
-  const params = [first!.get('a')![1], (first!.get('b')![0] as Item[])[0]![1], first!.get('b')![1], second!.get('c')![1]]
-  t.ok(params.every((p) => p instanceof Map && p.size === 0), 'still empty')
-  t.equal(computeContentDigest(body), h['content-digest'], 'the digest is the client\'s')
 })
