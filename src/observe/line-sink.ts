@@ -5,7 +5,9 @@
 //
 // It never blocks the gateway on its reader. On a pipe or a terminal it writes through a descriptor of its
 // own, opened non-blocking (fd 1 itself, and whoever else writes to the same pipe, keep their mode); on a
-// socket Node's stdout stream makes the descriptor non-blocking. What the reader cannot take yet waits
+// socket Node's stdout stream makes the descriptor non-blocking. A regular file cannot be made so (a write
+// to slow storage, or one the kernel throttles for dirty pages, waits whatever the mode): there one batch
+// at a time goes to libuv's thread pool, and the lines of the turns it takes wait for the next batch. What the reader cannot take yet waits
 // here and is offered again, sooner while the reader makes progress, later (up to 200 ms) while it does
 // not; no line is dropped while the reader lives. A flush — at shutdown, and at exit — waits as long as
 // the reader keeps taking bytes, and gives up after a second without progress (10 s in all at exit): a
@@ -42,6 +44,11 @@ function notice(text: string): void {
   }
 }
 
+/** A write made off the event loop's thread (fs.write): `done` gets the bytes written or the error. */
+export type WriteLater = (fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, written: number) => void) => void
+
+const writeLater: WriteLater = (fd, b, done) => fs.write(fd, b, 0, b.length, null, (err, n) => done(err, n))
+
 export interface LineSink {
   write(line: string): boolean
   /** Calls back once everything written so far is out, logging has ended, or the reader took nothing for STALL_LIMIT_MS. */
@@ -56,35 +63,40 @@ export interface LineSink {
  * to the same pipe — is left alone. A socket cannot be opened so: Node's stdout stream makes it
  * non-blocking. A file (whose offset must stay shared) and anything else are written through fd 1.
  */
-function stdoutDescriptor(): number {
+function stdoutDescriptor(): { fd: number; file: boolean } {
   let stat: fs.Stats
   try {
     stat = fs.fstatSync(1)
   } catch {
-    return 1
+    return { fd: 1, file: false }
   }
   if (stat.isFIFO() || stat.isCharacterDevice()) {
     try {
-      return fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+      return { fd: fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK), file: false }
     } catch {
       // no /proc: the stream's way, below
     }
   }
   if (stat.isSocket() || stat.isFIFO()) void process.stdout
-  return 1
+  return { fd: 1, file: stat.isFile() }
 }
 
 /**
- * A sink on stdout, or on a file appended to (`dest`, its directory created).
- * `writeSync` is the write it uses (tests stand in for the descriptor).
+ * A sink on stdout, or on a file appended to (`dest`, its directory created). A regular file (`dest`, or
+ * stdout redirected to one) is written off the loop's thread, everything else on it.
+ * `writeSync` is the write it uses on the loop's thread, and at exit (tests stand in for the descriptor).
  */
 export function createLineSink(dest?: string, writeSync: (fd: number, b: Buffer) => number = fs.writeSync): LineSink {
-  if (dest === undefined) return lineSinkOn(stdoutDescriptor(), writeSync)
+  if (dest === undefined) {
+    const out = stdoutDescriptor()
+    return lineSinkOn(out.fd, writeSync, out.file ? writeLater : undefined)
+  }
   fs.mkdirSync(dirname(dest), { recursive: true })
-  return lineSinkOn(fs.openSync(dest, 'a'), writeSync)
+  return lineSinkOn(fs.openSync(dest, 'a'), writeSync, writeLater)
 }
 
-export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => number): LineSink {
+/** `later`: batches go out through it, one at a time, instead of `writeSync` (which the exit flush still uses). */
+export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => number, later?: WriteLater): LineSink {
   let pending: string[] = []
   /** Lines before `head` in `pending` are written already (a backlog is written batch by batch). */
   let head = 0
@@ -99,6 +111,11 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   let waiting: (() => void)[] = []
   let dropped = 0
   let noticedAt = 0
+  /** A batch is with `later` (only then is `rest` not ours to offer again). */
+  let inFlight = false
+  /** Bumped by flushSync: an answer from `later` to an older batch then changes nothing. */
+  let generation = 0
+  let stallTimer: NodeJS.Timeout | undefined
 
   const hasWaiting = () => rest !== null || head < pending.length
 
@@ -167,6 +184,8 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   }
 
   const settle = () => {
+    clearTimeout(stallTimer)
+    stallTimer = undefined
     const callbacks = waiting
     waiting = []
     for (const cb of callbacks) cb()
@@ -186,6 +205,7 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   function drain(): void {
     scheduled = false
     retry = undefined
+    if (later) return void sendLater()
     const before = progressAt
     if (writeOut()) {
       retryMs = RETRY_MIN_MS
@@ -197,16 +217,69 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     schedule(waiting.length > 0 ? RETRY_MIN_MS : retryMs)
   }
 
+  /** The next batch to `later`, unless one is with it already (its answer sends the next). */
+  function sendLater(): void {
+    if (inFlight || ended) return
+    if (rest === null) {
+      if (head === pending.length) return settle()
+      rest = nextBatch()
+    }
+    const batch = rest
+    const mine = generation
+    inFlight = true
+    later!(fd, batch, (err, n) => {
+      if (mine !== generation) return
+      inFlight = false
+      if (ended) return settle()
+      if (err && !isBusy(err)) {
+        if (err.code === 'EPIPE' || err.code === 'EBADF' || err.code === 'ECONNRESET') end()
+        else failed(err.code, batch.length)
+        rest = null
+      } else if (err || n <= 0) {
+        retryMs = Math.min(RETRY_MAX_MS, retryMs * 2)
+        return schedule(retryMs)
+      } else {
+        progressAt = Date.now()
+        retryMs = RETRY_MIN_MS
+        rest = n >= batch.length ? null : batch.subarray(n)
+      }
+      if (hasWaiting()) schedule(0)
+      else settle()
+    })
+  }
+
+  /** A flush waiting on a write that does not come back (hung storage) is let go after STALL_LIMIT_MS without progress. */
+  function watchStall(): void {
+    if (stallTimer !== undefined) return
+    stallTimer = setTimeout(() => {
+      stallTimer = undefined
+      if (waiting.length === 0) return
+      if (Date.now() - progressAt >= STALL_LIMIT_MS) settle()
+      else watchStall()
+    }, STALL_LIMIT_MS)
+  }
+
   return {
     write(line) {
       if (ended) return true
-      if (!hasWaiting()) progressAt = Date.now()
+      if (!hasWaiting() && !inFlight) progressAt = Date.now()
       pending.push(line)
-      // Behind a busy reader (`rest` waiting) the line waits for the retry already set.
-      schedule(rest === null ? 0 : retryMs)
+      // Behind a busy reader (`rest` waiting) the line waits for the retry already set; behind a batch
+      // with `later`, for its answer.
+      if (!inFlight) schedule(rest === null ? 0 : retryMs)
       return true
     },
     flush(cb) {
+      if (later) {
+        if (!inFlight && !hasWaiting()) {
+          settle()
+          cb?.()
+          return
+        }
+        if (cb) waiting.push(() => cb())
+        if (!inFlight && !scheduled) schedule(0)
+        return watchStall()
+      }
       if (writeOut()) {
         settle()
         cb?.()
@@ -217,6 +290,13 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
       else schedule(RETRY_MIN_MS)
     },
     flushSync(stallMs = STALL_LIMIT_MS, capMs = EXIT_FLUSH_CAP_MS) {
+      // A batch with `later` is its to finish (offered again here, it could be written twice); only what
+      // came after it is written now. Its answer, should one still come, changes nothing.
+      generation++
+      if (inFlight) {
+        inFlight = false
+        rest = null
+      }
       const started = Date.now()
       const nap = new Int32Array(new SharedArrayBuffer(4))
       progressAt = started

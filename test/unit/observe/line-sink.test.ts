@@ -215,6 +215,110 @@ t.test('a file destination: its directory is made, lines are appended', async (t
   t.equal(fs.readFileSync(file, 'utf8'), '{"a":1}\n{"b":2}\n')
 })
 
+/** A `later` stand-in: each batch waits until the test answers it (`answer(n | code)`), as a slow disk would. */
+function slowFile() {
+  const got: string[] = []
+  const waitingOn: { b: Buffer; done: (err: NodeJS.ErrnoException | null, n: number) => void }[] = []
+  const later = (_fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, n: number) => void) => void waitingOn.push({ b, done })
+  const answer = (step: number | string | 'all' = 'all') => {
+    const w = waitingOn.shift()
+    if (!w) throw new Error('no batch is waiting')
+    if (typeof step === 'string' && step !== 'all') return w.done(errno(step), 0)
+    const n = step === 'all' ? w.b.length : step
+    got.push(w.b.subarray(0, n).toString())
+    w.done(null, n)
+  }
+  return { later, answer, batches: () => waitingOn.length, text: () => got.join('') }
+}
+
+t.test('a regular file is written off the loop: one batch at a time, the lines that came meanwhile in the next, in order', async (t) => {
+  const f = slowFile()
+  const sync = reader()
+  const sink = lineSinkOn(9, sync.writeSync, f.later)
+  sink.write('a\n')
+  sink.write('b\n')
+  await nextTurn()
+  t.equal(f.batches(), 1, 'one batch went to the thread pool')
+  sink.write('c\n')
+  sink.write('d\n')
+  await nextTurn()
+  t.equal(f.batches(), 1, 'no second batch while the first is out')
+  f.answer(3) // a short write: "a\nb" taken, "\n" left
+  await nextTurn()
+  f.answer()
+  await nextTurn()
+  f.answer()
+  t.equal(f.text(), 'a\nb\nc\nd\n')
+  t.equal(sync.calls(), 0, 'nothing was written on the loop thread')
+  let flushed = false
+  sink.flush(() => (flushed = true))
+  t.ok(flushed, 'flush calls back at once when nothing is out or waiting')
+})
+
+t.test('a regular file: flush(cb) waits for the batch that is out; one that never comes back is let go after the bound', async (t) => {
+  const f = slowFile()
+  const sink = lineSinkOn(9, reader().writeSync, f.later)
+  sink.write('x\n')
+  await nextTurn()
+  let done = false
+  sink.flush(() => (done = true))
+  await sleep(20)
+  t.notOk(done, 'not while the write is out')
+  f.answer()
+  await nextTurn()
+  t.ok(done, 'called back once it came back')
+
+  const hung = slowFile()
+  const stuck = lineSinkOn(9, reader().writeSync, hung.later)
+  stuck.write('never answered\n')
+  await nextTurn()
+  const started = Date.now()
+  await new Promise<void>((resolve) => stuck.flush(() => resolve()))
+  const took = Date.now() - started
+  t.ok(took >= 900 && took < 3000, `called back after ${took} ms`)
+})
+
+t.test('a regular file: flushSync at exit writes what came after the batch that is out, never that batch twice', async (t) => {
+  const f = slowFile()
+  const sync = reader()
+  const sink = lineSinkOn(9, sync.writeSync, f.later)
+  sink.write('out\n')
+  await nextTurn()
+  sink.write('after\n')
+  sink.flushSync()
+  t.equal(sync.text(), 'after\n', 'only the lines behind the batch that is out')
+  f.answer() // the thread pool finishes its batch late
+  await nextTurn()
+  t.equal(f.text(), 'out\n')
+  t.equal(sync.text(), 'after\n', 'and its late answer wrote nothing again')
+})
+
+t.test('a regular file: a failed write (a full disk) drops that batch and goes on; EBADF ends logging', async (t) => {
+  const f = slowFile()
+  const sink = lineSinkOn(9, reader().writeSync, f.later)
+  const said: string[] = []
+  const original = fs.writeSync
+  ;(fs as { writeSync: unknown }).writeSync = (fd: number, text: string) => (fd === 2 ? (said.push(text), text.length) : original(fd, text))
+  try {
+    sink.write('dropped\n')
+    await nextTurn()
+    f.answer('ENOSPC')
+  } finally {
+    ;(fs as { writeSync: unknown }).writeSync = original
+  }
+  sink.write('kept\n')
+  await nextTurn()
+  f.answer()
+  t.equal(f.text(), 'kept\n')
+  t.match(said.join(''), /ENOSPC/)
+  sink.write('last\n')
+  await nextTurn()
+  f.answer('EBADF')
+  sink.write('not tried\n')
+  await nextTurn()
+  t.equal(f.batches(), 0, 'nothing is sent after EBADF')
+})
+
 const SINK_URL = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'observe', 'line-sink.js')).href
 
 for (const kind of ['a socket pair (a parent Node process)', 'a pipe (a shell pipeline)'] as const) {
@@ -260,3 +364,35 @@ for (const kind of ['a socket pair (a parent Node process)', 'a pipe (a shell pi
     t.ok(lines.every((l, i) => l.startsWith(String(i).padStart(6, '0') + ' ') && l.length === 507), 'in order and whole')
   })
 }
+
+t.test('stdout redirected to a file: every line arrives, the exit flush included', async (t) => {
+  const dir = fs.mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'portcullis-sink-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'out.log')
+  const script = `
+    const { createLineSink } = await import(${JSON.stringify(SINK_URL)})
+    const fsm = (await import('node:fs')).default
+    const writeSync = fsm.writeSync
+    let onLoop = 0
+    fsm.writeSync = (fd, ...rest) => (fd === 1 && onLoop++, writeSync(fd, ...rest))
+    const sink = createLineSink()
+    process.once('exit', () => sink.flushSync()) // as the logger does (observe/logger.ts)
+    for (let i = 0; i < 3000; i++) sink.write(String(i).padStart(6, '0') + ' ' + 'x'.repeat(300) + '\\n')
+    setImmediate(() => {
+      for (let i = 3000; i < 6000; i++) sink.write(String(i).padStart(6, '0') + ' ' + 'x'.repeat(300) + '\\n')
+      process.stderr.write('written on the loop thread: ' + onLoop + '\\n')
+      process.exit(0) // the last lines go out in the exit flush
+    })
+  `
+  const out = fs.openSync(file, 'a')
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', out, 'pipe'] })
+  fs.closeSync(out)
+  let err = ''
+  child.stderr!.on('data', (d) => (err += d))
+  const code = await new Promise<number | null>((r) => child.once('exit', r))
+  t.equal(code, 0, err)
+  t.match(err, /written on the loop thread: 0\n/, 'before the exit, every batch went to the thread pool')
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)
+  t.equal(lines.length, 6000, 'every line arrived')
+  t.same(lines.map((l) => l.slice(0, 6)).sort(), Array.from({ length: 6000 }, (_, i) => String(i).padStart(6, '0')), 'each once')
+})
