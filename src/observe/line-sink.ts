@@ -1,19 +1,20 @@
 // The log destination behind pino: the lines of one turn of the event loop go out together in one
-// write(2), made right then on the event loop's thread. sonic-boom's asynchronous mode, used before, sent
-// each batch to libuv's thread pool: per batch a thread hand-off, a wake-up of the loop and a buffer joined
-// off the heap, which under load cost more CPU than the write itself (docs/performance.md).
+// write(2), made right then on the event loop's thread (to a regular file: through the thread pool, below).
+// sonic-boom's asynchronous mode, used before, sent every batch to libuv's thread pool: per batch a thread
+// hand-off, a wake-up of the loop and a buffer joined off the heap, which under load cost more CPU than the
+// write itself (docs/performance.md).
 //
 // It never blocks the gateway on its reader. On a pipe or a terminal it writes through a descriptor of its
 // own, opened non-blocking (fd 1 itself, and whoever else writes to the same pipe, keep their mode); on a
 // socket Node's stdout stream makes the descriptor non-blocking. A regular file cannot be made so (a write
 // to slow storage, or one the kernel throttles for dirty pages, waits whatever the mode): there one batch
-// at a time goes to libuv's thread pool, and the lines of the turns it takes wait for the next batch. What the reader cannot take yet waits
-// here and is offered again, sooner while the reader makes progress, later (up to 200 ms) while it does
-// not; no line is dropped while the reader lives. A flush — at shutdown, and at exit — waits as long as
-// the reader keeps taking bytes, and gives up after a second without progress (10 s in all at exit): a
-// reader that is stuck or gone must not hang the exit after SIGTERM. A reader that is gone for good
-// (EPIPE, EBADF) ends logging, as pino does; another failure (a full disk) drops that batch and says so on
-// stderr, at most once every 5 s with a count.
+// at a time goes to libuv's thread pool, and the lines of the turns it takes wait for the next batch.
+// What the reader cannot take yet waits here and is offered again, sooner while the reader makes progress,
+// later (up to 200 ms) while it does not; no line is dropped while the reader lives. A flush — at shutdown,
+// and at exit — waits for the lines written before it as long as the reader keeps taking bytes, and gives
+// up after a second without progress (10 s in all at exit): a reader that is stuck or gone must not hang
+// the exit after SIGTERM. A reader that is gone for good (EPIPE, EBADF) ends logging, as pino does;
+// another failure (a full disk) drops that batch and says so on stderr, at most once every 5 s with a count.
 import fs from 'node:fs'
 import { dirname } from 'node:path'
 
@@ -108,12 +109,19 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   let retryMs = RETRY_MIN_MS
   /** When the reader last took a byte (or the sink last had nothing waiting). */
   let progressAt = Date.now()
-  let waiting: (() => void)[] = []
+  /** Flushes waiting: each for the lines written before it (`target`, a count of lines). */
+  let waiting: { target: number; cb: () => void }[] = []
   let dropped = 0
   let noticedAt = 0
-  /** A batch is with `later` (only then is `rest` not ours to offer again). */
+  /** Lines written to the sink so far; lines whose bytes are all out (or dropped); the line index of pending[0]. */
+  let total = 0
+  let done = 0
+  let base = 0
+  /** The line index just past the lines whose bytes are in `rest`. */
+  let restEnd = 0
+  /** A batch is with `later`: no other is sent until it comes back. */
   let inFlight = false
-  /** Bumped by flushSync: an answer from `later` to an older batch then changes nothing. */
+  /** Bumped by flushSync, which leaves a batch that is out to `later`: that batch's answer is then only its end. */
   let generation = 0
   let stallTimer: NodeJS.Timeout | undefined
 
@@ -125,13 +133,16 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     let size = 0
     while (stop < pending.length && (stop === head || size + pending[stop]!.length <= BATCH_CHARS)) size += pending[stop++]!.length
     const batch = Buffer.from(stop - head === 1 ? pending[head]! : pending.slice(head, stop).join(''))
+    restEnd = base + stop
     if (stop === pending.length) {
+      base += pending.length
       pending = []
       head = 0
     } else {
       head = stop
       // Written lines are let go of as the backlog shrinks, not only once it is gone.
       if (head > 1024 && head * 2 > pending.length) {
+        base += head
         pending = pending.slice(head)
         head = 0
       }
@@ -167,11 +178,15 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
         if (code === 'EPIPE' || code === 'EBADF' || code === 'ECONNRESET') end() // the reader is gone for good
         else failed(code, rest.length)
         rest = null
+        done = Math.max(done, restEnd)
         continue
       }
       if (n <= 0) return false // took nothing: as busy
       progressAt = Date.now()
-      rest = n >= rest.length ? null : rest.subarray(n)
+      if (n >= rest.length) {
+        rest = null
+        done = Math.max(done, restEnd)
+      } else rest = rest.subarray(n)
     }
     return true
   }
@@ -181,14 +196,28 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     pending = []
     head = 0
     rest = null
+    done = total
   }
 
+  /** Every waiting flush is called back (all out, logging ended, or the reader stalled). */
   const settle = () => {
     clearTimeout(stallTimer)
     stallTimer = undefined
     const callbacks = waiting
     waiting = []
-    for (const cb of callbacks) cb()
+    for (const w of callbacks) w.cb()
+  }
+
+  /** The flushes whose lines are all out are called back; the others wait on. */
+  const release = () => {
+    if (waiting.every((w) => w.target > done)) return
+    const ready = waiting.filter((w) => w.target <= done)
+    waiting = waiting.filter((w) => w.target > done)
+    if (waiting.length === 0) {
+      clearTimeout(stallTimer)
+      stallTimer = undefined
+    }
+    for (const w of ready) w.cb()
   }
 
   /** The next attempt: at the end of this turn, or later for a busy reader (ref'd while a flush waits). */
@@ -221,30 +250,45 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
   function sendLater(): void {
     if (inFlight || ended) return
     if (rest === null) {
-      if (head === pending.length) return settle()
+      if (head === pending.length) return release()
       rest = nextBatch()
     }
     const batch = rest
+    const batchEnd = restEnd
     const mine = generation
     inFlight = true
     later!(fd, batch, (err, n) => {
-      if (mine !== generation) return
       inFlight = false
+      if (mine !== generation) {
+        // A batch flushSync left out (pino's fatal() flushes so, then goes on): its lines are done with,
+        // whatever became of them; a failure is still said.
+        if (err && !isBusy(err)) failed(err.code, batch.length)
+        else if (err || n < batch.length) failed(err ? err.code : 'short write', batch.length - Math.max(0, err ? 0 : n))
+        done = Math.max(done, batchEnd)
+        release()
+        if (!ended && hasWaiting()) schedule(0)
+        return
+      }
       if (ended) return settle()
       if (err && !isBusy(err)) {
         if (err.code === 'EPIPE' || err.code === 'EBADF' || err.code === 'ECONNRESET') end()
         else failed(err.code, batch.length)
         rest = null
+        done = Math.max(done, batchEnd)
       } else if (err || n <= 0) {
         retryMs = Math.min(RETRY_MAX_MS, retryMs * 2)
         return schedule(retryMs)
       } else {
         progressAt = Date.now()
         retryMs = RETRY_MIN_MS
-        rest = n >= batch.length ? null : batch.subarray(n)
+        if (n >= batch.length) {
+          rest = null
+          done = Math.max(done, batchEnd)
+        } else rest = batch.subarray(n)
       }
+      if (ended) return settle()
+      release()
       if (hasWaiting()) schedule(0)
-      else settle()
     })
   }
 
@@ -264,6 +308,7 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
       if (ended) return true
       if (!hasWaiting() && !inFlight) progressAt = Date.now()
       pending.push(line)
+      total++
       // Behind a busy reader (`rest` waiting) the line waits for the retry already set; behind a batch
       // with `later`, for its answer.
       if (!inFlight) schedule(rest === null ? 0 : retryMs)
@@ -271,12 +316,12 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
     },
     flush(cb) {
       if (later) {
-        if (!inFlight && !hasWaiting()) {
-          settle()
+        // Waits for the lines written so far, not for lines written after it (logging may never pause).
+        if (done >= total) {
           cb?.()
           return
         }
-        if (cb) waiting.push(() => cb())
+        if (cb) waiting.push({ target: total, cb: () => cb() })
         if (!inFlight && !scheduled) schedule(0)
         return watchStall()
       }
@@ -285,18 +330,15 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
         cb?.()
         return
       }
-      if (cb) waiting.push(() => cb())
+      if (cb) waiting.push({ target: total, cb: () => cb() })
       if (scheduled) retry?.ref()
       else schedule(RETRY_MIN_MS)
     },
     flushSync(stallMs = STALL_LIMIT_MS, capMs = EXIT_FLUSH_CAP_MS) {
       // A batch with `later` is its to finish (offered again here, it could be written twice); only what
-      // came after it is written now. Its answer, should one still come, changes nothing.
+      // came after it is written now. Until its answer comes, no other batch goes to `later`.
       generation++
-      if (inFlight) {
-        inFlight = false
-        rest = null
-      }
+      if (inFlight) rest = null
       const started = Date.now()
       const nap = new Int32Array(new SharedArrayBuffer(4))
       progressAt = started

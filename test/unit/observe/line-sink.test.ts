@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
 import { createLineSink, lineSinkOn } from '../../../src/observe/line-sink.js'
 
 function errno(code: string): NodeJS.ErrnoException {
@@ -364,6 +365,59 @@ for (const kind of ['a socket pair (a parent Node process)', 'a pipe (a shell pi
     t.ok(lines.every((l, i) => l.startsWith(String(i).padStart(6, '0') + ' ') && l.length === 507), 'in order and whole')
   })
 }
+
+t.test('a regular file: flush(cb) calls back once the lines written before it are out, though logging goes on meanwhile', async (t) => {
+  // A disk that takes 5 ms a batch, a line every 2 ms: some line always arrives while a batch is out,
+  // and every batch comes back well within the stall limit.
+  const got: string[] = []
+  const later = (_fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, n: number) => void) => void setTimeout(() => (got.push(b.toString()), done(null, b.length)), 5)
+  const sink = lineSinkOn(9, () => {
+    throw new Error('nothing is written on the loop thread here')
+  }, later)
+  let i = 0
+  const logging = setInterval(() => sink.write(`line ${i++}\n`), 2)
+  t.teardown(() => clearInterval(logging))
+  await sleep(20)
+  const last = `line ${i - 1}\n`
+  const started = Date.now()
+  let calledAfter: number | undefined
+  sink.flush(() => (calledAfter = Date.now() - started))
+  await sleep(1500)
+  t.ok(got.join('').includes(last), 'the lines written before the flush went out within a few ms')
+  t.ok(calledAfter !== undefined && calledAfter < 500, `flush called back ${calledAfter === undefined ? 'not at all in 1.5 s (only once logging stops)' : `after ${calledAfter} ms`}`)
+})
+
+t.test('a regular file: pino\'s fatal() calls flushSync mid-run; afterwards still one batch out at a time, the lines in order', async (t) => {
+  const got: string[] = []
+  const out: { b: Buffer; done: (err: NodeJS.ErrnoException | null, n: number) => void }[] = []
+  const f = {
+    later: (_fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, n: number) => void) => void out.push({ b, done }),
+    out: () => out.length,
+    text: () => got.join(''),
+    /** Answers the batch at `index` (0: the oldest still out) in full. */
+    answer: (index: number) => {
+      const [w] = out.splice(index, 1)
+      got.push(w!.b.toString())
+      w!.done(null, w!.b.length)
+    },
+  }
+  const sink = lineSinkOn(9, (_fd, b) => b.length, f.later) // the fatal line, written on the loop thread, is not looked at here
+  const logger = pino({ base: null, timestamp: false }, sink)
+  logger.info('one')
+  await nextTurn()
+  t.equal(f.out(), 1, 'a batch is out')
+  logger.fatal('two') // pino: logFatal, then stream.flushSync(); the process goes on
+  logger.info('three')
+  await nextTurn()
+  t.equal(f.out(), 1, 'no second batch while the first is still with the thread pool')
+  // Should two be out, the thread pool may finish them in either order:
+  while (f.out() > 0) {
+    f.answer(f.out() - 1)
+    await nextTurn()
+  }
+  const msgs = f.text().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg)
+  t.same(msgs.filter((m) => m !== 'two'), ['one', 'three'], 'the batches written through the thread pool are in order')
+})
 
 t.test('stdout redirected to a file: every line arrives, the exit flush included', async (t) => {
   const dir = fs.mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'portcullis-sink-'))
