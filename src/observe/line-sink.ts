@@ -240,6 +240,7 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
       retryMs = RETRY_MIN_MS
       return settle()
     }
+    release() // the flushes whose lines are out, though later lines still wait
     retryMs = progressAt !== before ? RETRY_MIN_MS : Math.min(RETRY_MAX_MS, retryMs * 2)
     // A flush waiting on a reader that took nothing for STALL_LIMIT_MS is let go (the lines still wait).
     if (waiting.length > 0 && Date.now() - progressAt >= STALL_LIMIT_MS) settle()

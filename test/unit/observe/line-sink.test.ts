@@ -139,6 +139,28 @@ t.test('flush(cb) calls back once a busy reader took everything', async (t) => {
   t.equal(r.text(), 'x\n')
 })
 
+t.test('flush(cb) on a slow reader under steady logging calls back once the lines written before it are out', async (t) => {
+  // The reader takes one write in three (the others EAGAIN); a line comes every 3 ms all along.
+  let n = 0
+  const got: string[] = []
+  const sink = lineSinkOn(9, (_fd, b) => {
+    if (n++ % 3 !== 0) throw errno('EAGAIN')
+    got.push(b.toString())
+    return b.length
+  })
+  let i = 0
+  const logging = setInterval(() => sink.write(`line ${i++}\n`), 3)
+  t.teardown(() => clearInterval(logging))
+  await sleep(30)
+  const last = `line ${i - 1}\n`
+  const started = Date.now()
+  let calledAfter: number | undefined
+  sink.flush(() => (calledAfter = Date.now() - started))
+  await sleep(1500)
+  t.ok(got.join('').includes(last), 'the lines written before the flush went out')
+  t.ok(calledAfter !== undefined && calledAfter < 500, `called back ${calledAfter === undefined ? 'not at all while logging went on' : `after ${calledAfter} ms`}`)
+})
+
 t.test('flush(cb) on a stuck reader calls back after the bound, and the lines still wait for it', async (t) => {
   const r = reader(Array.from({ length: 400 }, () => 'EAGAIN'))
   const sink = lineSinkOn(9, r.writeSync)
