@@ -263,14 +263,12 @@ export function lineSinkOn(fd: number, writeSync: (fd: number, b: Buffer) => num
       if (mine !== generation) {
         // A batch flushSync left out (pino's fatal() flushes so, then goes on): its lines are done with,
         // whatever became of them; a failure is still said.
-        if (err && !isBusy(err)) failed(err.code, batch.length)
-        else if (err || n < batch.length) failed(err ? err.code : 'short write', batch.length - Math.max(0, err ? 0 : n))
+        if (err || n < batch.length) failed(err ? err.code : 'short write', err ? batch.length : batch.length - Math.max(0, n))
         done = Math.max(done, batchEnd)
         release()
         if (!ended && hasWaiting()) schedule(0)
         return
       }
-      if (ended) return settle()
       if (err && !isBusy(err)) {
         if (err.code === 'EPIPE' || err.code === 'EBADF' || err.code === 'ECONNRESET') end()
         else failed(err.code, batch.length)

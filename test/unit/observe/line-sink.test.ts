@@ -1,14 +1,14 @@
 // The log destination (src/observe/line-sink.ts): one write per turn of the event loop, nothing lost
 // while a reader is slow, never a blocked event loop, a bounded flush at exit, and an end to logging when
 // the reader is gone.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
-import { createLineSink, lineSinkOn } from '../../../src/observe/line-sink.js'
+import { createLineSink, lineSinkOn, type LineSink } from '../../../src/observe/line-sink.js'
 
 function errno(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
@@ -139,6 +139,24 @@ t.test('flush(cb) calls back once a busy reader took everything', async (t) => {
   t.equal(r.text(), 'x\n')
 })
 
+/**
+ * A line every `everyMs` from the start; after a while a flush. Resolves, 1.5 s later, with what the sink
+ * wrote by then (`written()`), the last line written before the flush, and how long the flush took to call
+ * back (undefined: not at all).
+ */
+async function flushUnderSteadyLogging(t: Test, sink: LineSink, everyMs: number, written: () => string) {
+  let i = 0
+  const logging = setInterval(() => sink.write(`line ${i++}\n`), everyMs)
+  t.teardown(() => clearInterval(logging))
+  await sleep(10 * everyMs)
+  const last = `line ${i - 1}\n`
+  const started = Date.now()
+  let calledAfter: number | undefined
+  sink.flush(() => (calledAfter = Date.now() - started))
+  await sleep(1500)
+  return { wentOut: written().includes(last), calledAfter }
+}
+
 t.test('flush(cb) on a slow reader under steady logging calls back once the lines written before it are out', async (t) => {
   // The reader takes one write in three (the others EAGAIN); a line comes every 3 ms all along.
   let n = 0
@@ -148,16 +166,8 @@ t.test('flush(cb) on a slow reader under steady logging calls back once the line
     got.push(b.toString())
     return b.length
   })
-  let i = 0
-  const logging = setInterval(() => sink.write(`line ${i++}\n`), 3)
-  t.teardown(() => clearInterval(logging))
-  await sleep(30)
-  const last = `line ${i - 1}\n`
-  const started = Date.now()
-  let calledAfter: number | undefined
-  sink.flush(() => (calledAfter = Date.now() - started))
-  await sleep(1500)
-  t.ok(got.join('').includes(last), 'the lines written before the flush went out')
+  const { wentOut, calledAfter } = await flushUnderSteadyLogging(t, sink, 3, () => got.join(''))
+  t.ok(wentOut, 'the lines written before the flush went out')
   t.ok(calledAfter !== undefined && calledAfter < 500, `called back ${calledAfter === undefined ? 'not at all while logging went on' : `after ${calledAfter} ms`}`)
 })
 
@@ -243,8 +253,9 @@ function slowFile() {
   const got: string[] = []
   const waitingOn: { b: Buffer; done: (err: NodeJS.ErrnoException | null, n: number) => void }[] = []
   const later = (_fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, n: number) => void) => void waitingOn.push({ b, done })
-  const answer = (step: number | string | 'all' = 'all') => {
-    const w = waitingOn.shift()
+  /** Answers the batch at `index` (0: the oldest still out). */
+  const answer = (step: number | string | 'all' = 'all', index = 0) => {
+    const [w] = waitingOn.splice(index, 1)
     if (!w) throw new Error('no batch is waiting')
     if (typeof step === 'string' && step !== 'all') return w.done(errno(step), 0)
     const n = step === 'all' ? w.b.length : step
@@ -396,45 +407,25 @@ t.test('a regular file: flush(cb) calls back once the lines written before it ar
   const sink = lineSinkOn(9, () => {
     throw new Error('nothing is written on the loop thread here')
   }, later)
-  let i = 0
-  const logging = setInterval(() => sink.write(`line ${i++}\n`), 2)
-  t.teardown(() => clearInterval(logging))
-  await sleep(20)
-  const last = `line ${i - 1}\n`
-  const started = Date.now()
-  let calledAfter: number | undefined
-  sink.flush(() => (calledAfter = Date.now() - started))
-  await sleep(1500)
-  t.ok(got.join('').includes(last), 'the lines written before the flush went out within a few ms')
+  const { wentOut, calledAfter } = await flushUnderSteadyLogging(t, sink, 2, () => got.join(''))
+  t.ok(wentOut, 'the lines written before the flush went out within a few ms')
   t.ok(calledAfter !== undefined && calledAfter < 500, `flush called back ${calledAfter === undefined ? 'not at all in 1.5 s (only once logging stops)' : `after ${calledAfter} ms`}`)
 })
 
 t.test('a regular file: pino\'s fatal() calls flushSync mid-run; afterwards still one batch out at a time, the lines in order', async (t) => {
-  const got: string[] = []
-  const out: { b: Buffer; done: (err: NodeJS.ErrnoException | null, n: number) => void }[] = []
-  const f = {
-    later: (_fd: number, b: Buffer, done: (err: NodeJS.ErrnoException | null, n: number) => void) => void out.push({ b, done }),
-    out: () => out.length,
-    text: () => got.join(''),
-    /** Answers the batch at `index` (0: the oldest still out) in full. */
-    answer: (index: number) => {
-      const [w] = out.splice(index, 1)
-      got.push(w!.b.toString())
-      w!.done(null, w!.b.length)
-    },
-  }
+  const f = slowFile()
   const sink = lineSinkOn(9, (_fd, b) => b.length, f.later) // the fatal line, written on the loop thread, is not looked at here
   const logger = pino({ base: null, timestamp: false }, sink)
   logger.info('one')
   await nextTurn()
-  t.equal(f.out(), 1, 'a batch is out')
+  t.equal(f.batches(), 1, 'a batch is out')
   logger.fatal('two') // pino: logFatal, then stream.flushSync(); the process goes on
   logger.info('three')
   await nextTurn()
-  t.equal(f.out(), 1, 'no second batch while the first is still with the thread pool')
+  t.equal(f.batches(), 1, 'no second batch while the first is still with the thread pool')
   // Should two be out, the thread pool may finish them in either order:
-  while (f.out() > 0) {
-    f.answer(f.out() - 1)
+  while (f.batches() > 0) {
+    f.answer('all', f.batches() - 1)
     await nextTurn()
   }
   const msgs = f.text().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg)
