@@ -171,7 +171,7 @@ export class UpstreamPools {
    * Forward and pipe the response into `res`. `onHeaders` runs once the upstream answered, before
    * anything is written, so the caller can log and add headers.
    */
-  forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void): Promise<ForwardResult> {
+  forward(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: string[]) => void): Promise<ForwardResult> {
     // The upstream's `timeout` runs from here — waiting for a connection included — until its response headers.
     const deadline = Date.now() + f.upstream.timeoutMs
     const waited = this.wait(f.upstream, deadline, res)
@@ -180,7 +180,7 @@ export class UpstreamPools {
   }
 
   /** With a connection slot held (given back when the exchange with the upstream ends). */
-  private send(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: OutgoingHttpHeaders) => void, release: () => void, deadline: number): Promise<ForwardResult> {
+  private send(f: ForwardRequest, res: ServerResponse, onHeaders: (status: number, headers: string[]) => void, release: () => void, deadline: number): Promise<ForwardResult> {
     const body = f.body ?? requestStream(f.req, f.bodyLimit)
     return new Promise<ForwardResult>((resolve) => {
       const relay = new Relay(res, body, onHeaders, release, resolve, deadline)
@@ -231,7 +231,7 @@ class Relay {
   constructor(
     private readonly res: ServerResponse,
     body: Buffer | Readable | undefined,
-    private readonly headersReady: (status: number, headers: OutgoingHttpHeaders) => void,
+    private readonly headersReady: (status: number, headers: string[]) => void,
     private readonly release: () => void,
     private readonly settle: (r: ForwardResult) => void,
     deadline: number,

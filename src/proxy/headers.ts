@@ -113,23 +113,37 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, o: ForwardHeaderOp
 }
 
 /**
- * An upstream's response headers (undici gives the raw name/value pairs) as Node's response takes them:
- * names lower-cased, a repeated name's values in an array, hop-by-hop and Connection-named headers left out.
+ * An upstream's response headers (undici gives the raw name/value pairs) as the flat `[name, value, …]` list
+ * Node's `writeHead` takes: names lower-cased, hop-by-hop and Connection-named headers left out, a repeated
+ * name's lines kept in their order. A list rather than an object: no dictionary of names to build per
+ * response, and no name (`__proto__` included) is special.
  */
-export function upstreamHeaders(raw: Buffer[]): OutgoingHttpHeaders {
-  const out: Record<string, string | string[]> = Object.create(null)
-  let connection: string | string[] | undefined
+export function upstreamHeaders(raw: Buffer[]): string[] {
+  const out: string[] = []
+  let connection: string[] | undefined
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1').toLowerCase()
     const value = raw[i + 1]!.toString('latin1')
-    if (name === 'connection') connection = connection === undefined ? value : [connection, value].flat()
+    if (name === 'connection') (connection ??= []).push(value)
     if (isHopByHop(name)) continue
-    const known = out[name]
-    if (known === undefined) out[name] = value
-    else if (typeof known === 'string') out[name] = [known, value]
-    else known.push(value)
+    out.push(name, value)
   }
-  const named = connectionNamed(connection)
-  if (named) for (const name of named) delete out[name]
-  return out
+  const named = connection && connectionNamed(connection)
+  return named ? withoutNames(out, named) : out
+}
+
+/** `headers` (a flat name/value list) with every line of the given lower-case names left out. */
+function withoutNames(headers: string[], names: ReadonlySet<string>): string[] {
+  const kept: string[] = []
+  for (let i = 0; i < headers.length; i += 2) if (!names.has(headers[i]!)) kept.push(headers[i]!, headers[i + 1]!)
+  return kept
+}
+
+/** Sets `name` (lower case) in a flat name/value list: any line of that name the upstream sent is replaced. */
+export function replaceHeader(headers: string[], name: string, value: string): void {
+  for (let i = 0; i < headers.length; ) {
+    if (headers[i] === name) headers.splice(i, 2)
+    else i += 2
+  }
+  headers.push(name, value)
 }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { CompiledRoute, JoinRoute } from '../config/compile.js'
 import type { Exchange } from '../exchange.js'
-import { forwardHeaders } from '../proxy/headers.js'
+import { forwardHeaders, replaceHeader } from '../proxy/headers.js'
 import { forwardingPeer } from '../policy/client-address.js'
 import { answerJoin } from './join.js'
 
@@ -63,8 +63,9 @@ export async function forwardRequest(x: Exchange, req: IncomingMessage, res: Ser
     { upstream: route.upstream, method: x.method!, target: x.target, headers, ...(x.body ? { body: x.body } : {}), req, bodyLimit: x.gw.server.bodyLimit },
     res,
     (status, out) => {
-      out['x-request-id'] = x.reqId
-      if (x.limitHeaders) Object.assign(out, x.limitHeaders)
+      replaceHeader(out, 'x-request-id', x.reqId)
+      const limits = x.limitHeaders
+      if (limits) for (const name in limits) replaceHeader(out, name, limits[name]!)
       x.allowed(status, { upstreamMs: performance.now() - sentAt })
     },
   )

@@ -3,7 +3,8 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { Writable } from 'node:stream'
-import { createAuditLog, type AuditRecord } from '../../../src/observe/audit.js'
+import fc from 'fast-check'
+import { auditFields, createAuditLog, type AuditRecord } from '../../../src/observe/audit.js'
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = []
@@ -73,3 +74,50 @@ t.test('follows the logger level, and steps aside for a logger it cannot reprodu
   await new Promise((r) => setImmediate(r))
   t.match(mixed.lines[0], /"extra":1/, 'a mixin: pino writes the line itself')
 })
+
+t.test('auditFields is JSON.stringify of the record, byte for byte, for any strings and numbers', async (t) => {
+  // Any UTF-16 code units: control characters, quotes, backslashes, lone and paired surrogates.
+  // Plain text with at most one character of each kind mixed in, so that each escape is tried alone.
+  const special = fc.constantFrom('\\', '"', '\u0000', '\u001f', '\n', '\u007f', '\u2028', '\ud800', '\udfff', '\ud83d\ude00', 'é', '/')
+  const plain = fc.string({ maxLength: 12 })
+  const text = fc.oneof(
+    fc.tuple(plain, special, plain).map(([a, c, b]) => a + c + b),
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 12 }),
+    fc.constantFrom('/pools/a', 'operator', 'token:ab12cd', '::1'),
+  )
+  const maybe = fc.option(text, { nil: null })
+  const record = fc.record({
+    event: fc.constantFrom('allow', 'deny', 'ratelimit', 'replay', 'report'),
+    reqId: text,
+    method: maybe,
+    path: maybe,
+    route: maybe,
+    identity: maybe,
+    authMethod: maybe,
+    fp: maybe,
+    reason: maybe,
+    ip: text,
+    status: fc.integer({ min: 100, max: 599 }),
+    upstream: maybe,
+    ms: fc.oneof(fc.double(), fc.integer(), fc.constantFrom(0.35, 12, -0, 1e21, 1e-7)),
+    claimed: fc.option(maybe, { nil: undefined }),
+  }) as fc.Arbitrary<AuditRecord>
+  let checked = 0
+  fc.assert(
+    fc.property(record, (r) => {
+      // Exchange.record writes the fields in this order, claimed last (and always; a record without it omits it).
+      const ordered = { ...r }
+      if (r.claimed === undefined) delete ordered.claimed
+      checked++
+      return auditFields(r) === JSON.stringify(ordered).slice(1, -1)
+    }),
+    { numRuns: 3000 },
+  )
+  t.equal(checked, 3000)
+  t.equal(auditFields(record0()), JSON.stringify(record0()).slice(1, -1), 'the fixed record with every escape')
+})
+
+function record0(): AuditRecord {
+  return { ...record }
+}
