@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 import { Secret } from '../config/schema-parts.js'
 import { eachEntry } from '../config/types.js'
 import type { Authenticator, AuthOutcome, AuthRequest, Credential, IdentityMethod } from './types.js'
-import { digestFingerprint, sha256 } from './credential.js'
+import { digestKey, keyedFingerprint } from './credential.js'
 import { CredentialTable, credentialOwner, eachStaticSecret } from './static-credentials.js'
 import { trimSpacesAndTabs } from './bearer.js'
 
@@ -45,9 +45,9 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
     authenticate(req: AuthRequest): AuthOutcome {
       const p = presented(req.raw)
       if (!p) return { kind: 'absent' }
-      const digest = sha256(p.key)
-      const fp = digestFingerprint(digest)
-      const owner = tables.get(p.header)!.findDigest(digest)
+      const digest = digestKey(p.key)
+      const fp = keyedFingerprint(digest)
+      const owner = tables.get(p.header)!.findKey(digest)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid API key', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },

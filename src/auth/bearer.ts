@@ -6,7 +6,7 @@ import { Secret } from '../config/schema-parts.js'
 import { eachEntry } from '../config/types.js'
 import { isStoredDigest } from '../config/secrets.js'
 import type { Authenticator, AuthOutcome, AuthRequest, Credential, IdentityMethod } from './types.js'
-import { digestFingerprint, sha256 } from './credential.js'
+import { digestKey, keyedFingerprint } from './credential.js'
 import { CredentialTable, credentialOwner, eachStaticSecret } from './static-credentials.js'
 
 /** RFC 6750 §2.1 b64token: what a bearer token may be. */
@@ -74,10 +74,10 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
     authenticate(req: AuthRequest): AuthOutcome {
       const token = bearerToken(req.raw)
       if (token === undefined) return { kind: 'absent' }
-      const digest = sha256(token)
-      const fp = digestFingerprint(digest)
+      const digest = digestKey(token)
+      const fp = keyedFingerprint(digest)
       // Not b64token: no configured token can equal it (config refuses such tokens), so it is refused as such.
-      const owner = isB64Token(token) ? tokens.findDigest(digest) : undefined
+      const owner = isB64Token(token) ? tokens.findKey(digest) : undefined
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
       return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'bearer', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
     },

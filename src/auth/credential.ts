@@ -17,6 +17,21 @@ export function digestFingerprint(digest: Buffer): string {
   return 'token:' + digest.toString('hex', 0, 3)
 }
 
+/**
+ * A presented bearer token's or API key's SHA-256 as a latin1 string (one char per byte): the key of the
+ * credential tables, made without a Buffer and its backing store (a bearer request hashes once).
+ */
+export function digestKey(credential: string): string {
+  return hash('sha256', credential, 'binary') // latin1
+}
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'))
+
+/** digestFingerprint of a digestKey: `token:` + its first three bytes in hex. */
+export function keyedFingerprint(key: string): string {
+  return 'token:' + HEX[key.charCodeAt(0)]! + HEX[key.charCodeAt(1)]! + HEX[key.charCodeAt(2)]!
+}
+
 /** `key:` + 6 hex of SHA-256 of a key id or signing key. */
 export function keyFingerprint(keyIdOrKey: string): string {
   return 'key:' + sha256(keyIdOrKey).toString('hex').slice(0, 6)

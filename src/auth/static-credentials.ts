@@ -30,9 +30,9 @@ export class CredentialTable<O extends CredentialOwner = CredentialOwner> {
     return this.byDigest.size
   }
 
-  /** The owner of the credential whose SHA-256 this is. */
-  findDigest(digest: Buffer): O | undefined {
-    return this.byDigest.get(digest.toString('latin1'))
+  /** The owner of the credential whose SHA-256 this is (as digestKey gives it: latin1). */
+  findKey(key: string): O | undefined {
+    return this.byDigest.get(key)
   }
 }
 

@@ -4,7 +4,7 @@
 // route forwards what it would have refused (DESIGN §3, §3.2).
 import t from 'tap'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { handleClientError, handleRequest, handleSocketRequest, refusedRequestLine } from '../../../src/pipeline.js'
 import type { ForwardRequest, UpstreamPools } from '../../../src/proxy/forward.js'
@@ -19,14 +19,14 @@ interface Harness {
 }
 
 /** A gateway server wired as src/server.ts wires it; `upstream` answers what the pools were asked to forward. */
-async function start(t: { teardown(fn: () => void): void }, upstream?: (f: ForwardRequest, res: ServerResponse, onHeaders: (s: number, h: OutgoingHttpHeaders) => void) => Promise<{ started: boolean }>): Promise<Harness> {
+async function start(t: { teardown(fn: () => void): void }, upstream?: (f: ForwardRequest, res: ServerResponse, onHeaders: (s: number, h: string[]) => void) => Promise<{ started: boolean }>): Promise<Harness> {
   const rt = await testRuntime()
   const forwarded: ForwardRequest[] = []
   rt.pools = {
-    async forward(f: ForwardRequest, res: ServerResponse, onHeaders: (s: number, h: OutgoingHttpHeaders) => void) {
+    async forward(f: ForwardRequest, res: ServerResponse, onHeaders: (s: number, h: string[]) => void) {
       forwarded.push(f)
       if (upstream) return upstream(f, res, onHeaders)
-      const out: OutgoingHttpHeaders = { 'content-type': 'text/plain', 'content-length': 2 }
+      const out = ['content-type', 'text/plain', 'content-length', '2']
       onHeaders(200, out)
       res.writeHead(200, out)
       res.end('ok')
