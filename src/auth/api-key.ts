@@ -49,7 +49,8 @@ export function createApiKeyAuthenticator(tables: ReadonlyMap<string, Credential
       const fp = keyedFingerprint(digest)
       const owner = tables.get(p.header)!.findKey(digest)
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid API key', fp }
-      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'apiKey', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
+      const identity = owner.claims ? { name: owner.name, roles: owner.roles, method: 'apiKey', fp, claims: owner.claims } : { name: owner.name, roles: owner.roles, method: 'apiKey', fp }
+      return { kind: 'identity', identity }
     },
   }
 }

@@ -82,7 +82,7 @@ function tryInTurn(
 }
 
 function found(identity: Identity, ar: AuthRequest): AuthResult {
-  return { kind: 'identity', identity, ...(ar.body ? { body: ar.body } : {}) }
+  return ar.body ? { kind: 'identity', identity, body: ar.body } : { kind: 'identity', identity }
 }
 
 /** A more specific refusal (expired token) beats "not one of our static tokens". */

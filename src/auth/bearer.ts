@@ -79,7 +79,8 @@ export function createBearerAuthenticator(tokens: CredentialTable): Authenticato
       // Not b64token: no configured token can equal it (config refuses such tokens), so it is refused as such.
       const owner = isB64Token(token) ? tokens.findKey(digest) : undefined
       if (!owner) return { kind: 'deny', code: 'INVALID_CREDENTIALS', message: 'Invalid token', fp }
-      return { kind: 'identity', identity: { name: owner.name, roles: owner.roles, method: 'bearer', fp, ...(owner.claims ? { claims: owner.claims } : {}) } }
+      const identity = owner.claims ? { name: owner.name, roles: owner.roles, method: 'bearer', fp, claims: owner.claims } : { name: owner.name, roles: owner.roles, method: 'bearer', fp }
+      return { kind: 'identity', identity }
     },
   }
 }
