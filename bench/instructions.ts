@@ -1,13 +1,17 @@
 // Instructions per request, counted by callgrind: `node dist/bench/instructions.js [ceiling|public|bearer|all]
 // [N]` (default all, 3000). Wall and CPU time on a shared host move by more than the changes worth
-// measuring; an instruction count repeats within ~0.1 %. Each target runs under valgrind with
-// instrumentation off, in front of a fresh bench backend: the node:http + undici ceiling (node-proxy.js) and
-// the gateway on a public and on a bearer route (memory store, rate limit by identity, auth-failure limit,
-// admin listener so metrics count, audit log to a drained pipe). 20000 requests warm it, then N are counted.
-// One connection: at ten, how many requests one event-loop turn takes varies, and the count with it (±4k).
-// THE figure is the main thread's instructions per request less V8's optimizing compiler and GC, which run
-// when they will rather than per request; the table also shows those and all threads. Writes
-// bench/instructions.json. Needs valgrind; loopback only; every wait bounded.
+// measuring; an instruction count hardly depends on what else the host runs. Each target runs under
+// valgrind with instrumentation off, in front of a fresh bench backend: the node:http + undici ceiling
+// (node-proxy.js) and the gateway on a public and on a bearer route (memory store, rate limit by identity,
+// auth-failure limit, admin listener so metrics count, audit log to a drained pipe). 20000 requests warm
+// it, then N are counted. One connection: at ten, how many requests one event-loop turn takes varies, and
+// the count with it (±4k). THE figure is the main thread's instructions per request less V8's optimizing
+// compiler and GC, which run when they will rather than per request; the table also shows those and all
+// threads. Fresh processes can differ: before this stop took the spread-then-properties object literals off
+// the request path, nine bearer runs of one build gave 295.7k–310k and once 343k (V8's slow path for the
+// properties after a spread, which a process may or may not fall into, and GC work the name patterns
+// miss); after it, three runs agreed within 0.13 %. Run more than once, on an otherwise idle machine, and
+// compare the lowest. Writes bench/instructions.json. Needs valgrind; loopback only; every wait bounded.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -71,7 +75,7 @@ async function stop(child: ChildProcess): Promise<void> {
 /** `amount` requests on one connection, every one 2xx or the run fails. */
 function fire(url: string, headers: Record<string, string>, amount: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    // under valgrind a request takes a few ms; the bound leaves ten times that
+    // under valgrind a request takes ~3 ms; the bound leaves over ten times that
     const bound = 60_000 + amount * 50
     const instance = autocannon({ url, headers, connections: 1, amount, timeout: 60 }, (err, r) => {
       clearTimeout(timer)
