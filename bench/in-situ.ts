@@ -26,7 +26,7 @@ const STEPS: Record<string, string[]> = {
   'policy/routes.js': ['matchRoute'],
   'auth/authenticate.js': ['authenticate'],
   'auth/bearer.js': ['bearerToken', 'isB64Token'],
-  'auth/credential.js': ['sha256', 'digestFingerprint'],
+  'auth/credential.js': ['digestKey', 'keyedFingerprint'],
   'steps/authenticate.js': ['checkCredentials'],
   'steps/admit.js': ['admitLocally', 'admit'],
   'auth/rfc9421.js': ['authenticate', 'checkParams', 'requestMessage'],

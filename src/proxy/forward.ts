@@ -263,6 +263,8 @@ class Relay {
     this.headersReady(statusCode, out)
     this.started = true
     const res = this.res
+    // A flat list: nothing may setHeader() on `res` before this, or Node's writeHead takes its progressive
+    // path, where (Node 20) each pair is a setHeader and a repeated name (Set-Cookie) keeps only its last line.
     res.writeHead(statusCode, out)
     res.on('drain', resume)
     res.once('close', this.clientGone)

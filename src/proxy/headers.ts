@@ -128,7 +128,9 @@ export function upstreamHeaders(raw: Buffer[]): string[] {
     if (isHopByHop(name)) continue
     out.push(name, value)
   }
-  const named = connection && connectionNamed(connection)
+  // One Connection line (the usual `keep-alive` or `close`) goes to connectionNamed as a string, which
+  // answers those without splitting: a Node upstream's `Connection: keep-alive` then costs no second copy.
+  const named = connection && connectionNamed(connection.length === 1 ? connection[0] : connection)
   return named ? withoutNames(out, named) : out
 }
 

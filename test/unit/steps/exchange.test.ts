@@ -4,6 +4,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { Exchange, type Denial } from '../../../src/exchange.js'
+import { auditFields } from '../../../src/observe/audit.js'
 import { checkCredentials, checkRoles, checkThrottle } from '../../../src/steps/authenticate.js'
 import { checkReplayAndLimit } from '../../../src/steps/limits.js'
 import { checkPath, findRoute } from '../../../src/steps/route.js'
@@ -209,3 +210,15 @@ t.test(
     t.match(rt.logLines().find((l) => l['level'] === 50), { reqId: x.reqId, err: { type: 'TypeError', message: 'boom' } })
   },
 )
+
+t.test('the audit writer\'s auditFields covers every field Exchange.record writes, in its order', async (t) => {
+  const rt = await testRuntime()
+  const runs: Array<(x: Exchange) => void> = [
+    (x) => x.refuse({ code: 'INVALID_SIGNATURE', claimed: 'k"1\u2028', fp: 'key:abcdef', authMethod: 'signed' }),
+    (x) => x.allowed(200),
+    (x) => x.failed('UPSTREAM_TIMEOUT'),
+  ]
+  for (const run of runs) run(exchangeFor(rt, fakeRequest({ url: '/a"\\b' })).x)
+  t.equal(rt.audit.records.length, runs.length)
+  for (const { record } of rt.audit.records) t.equal(auditFields(record), JSON.stringify(record).slice(1, -1))
+})
