@@ -12,6 +12,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { LoadSpec } from './load.js'
+import { startListening } from './listening.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const DIST = join(HERE, '..')
@@ -97,24 +98,7 @@ function instrument(): void {
 
 const children: ChildProcess[] = []
 function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let out = ''
-    let err = ''
-    child.stderr!.on('data', (d) => (err += d))
-    const timer = setTimeout(() => reject(new Error(`no listening line from ${args.join(' ')}: ${err}`)), 15_000)
-    const onData = (d: Buffer) => {
-      out += d
-      const line = out.split('\n').find((l) => l.includes('"listening"'))
-      if (!line) return
-      clearTimeout(timer)
-      child.stdout!.off('data', onData)
-      child.stdout!.resume()
-      resolve({ child, url: String(JSON.parse(line).url), stderr: () => err })
-    }
-    child.stdout!.on('data', onData)
-  })
+  return startListening(children, process.execPath, args, env, 15_000)
 }
 
 function load(spec: LoadSpec): Promise<{ total: number; non2xx: number }> {

@@ -12,7 +12,7 @@
 // properties after a spread, which a process may or may not fall into, and GC work the name patterns
 // miss); after it, three runs agreed within 0.13 %. Run more than once, on an otherwise idle machine, and
 // compare the lowest. Writes bench/instructions.json. Needs valgrind; loopback only; every wait bounded.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import autocannon from 'autocannon'
+import { startListening } from './listening.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const DIST = join(HERE, '..')
@@ -39,29 +40,8 @@ process.once('exit', () => (killAll(), rmSync(dir, { recursive: true, force: tru
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130))
 
 function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let out = ''
-    let err = ''
-    // drained throughout: valgrind's and the target's messages must never fill the pipe and stall it
-    child.stderr!.on('data', (d) => (err = (err + d).slice(-2000)))
-    const fail = (why: string) => reject(new Error(`${why} from ${[cmd, ...args].join(' ')}: ${err.trim()}`))
-    // valgrind takes ~30 s to bring node up
-    const timer = setTimeout(() => fail('no listening line in 120 s'), 120_000)
-    child.once('exit', () => (clearTimeout(timer), fail('exited before listening')))
-    const onData = (d: Buffer) => {
-      out += d
-      const line = out.split('\n').find((l) => l.includes('"listening"'))
-      if (!line) return
-      clearTimeout(timer)
-      child.stdout!.off('data', onData)
-      // from here on the audit lines are read and dropped
-      child.stdout!.resume()
-      resolve({ child, url: String(JSON.parse(line).url) })
-    }
-    child.stdout!.on('data', onData)
-  })
+  // valgrind takes ~30 s to bring node up
+  return startListening(children, cmd, args, env, 120_000)
 }
 
 async function stop(child: ChildProcess): Promise<void> {

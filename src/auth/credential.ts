@@ -9,12 +9,7 @@ export function sha256(data: string | Buffer): Buffer {
 
 /** `token:` + 6 hex of SHA-256 — the form audit lines and metrics use for a presented credential. */
 export function tokenFingerprint(credential: string): string {
-  return digestFingerprint(sha256(credential))
-}
-
-/** tokenFingerprint of a credential whose SHA-256 is already at hand (one hash serves lookup and fingerprint). */
-export function digestFingerprint(digest: Buffer): string {
-  return 'token:' + digest.toString('hex', 0, 3)
+  return keyedFingerprint(digestKey(credential))
 }
 
 /**
@@ -27,7 +22,7 @@ export function digestKey(credential: string): string {
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'))
 
-/** digestFingerprint of a digestKey: `token:` + its first three bytes in hex. */
+/** tokenFingerprint of a credential whose digestKey is at hand (one hash serves lookup and fingerprint). */
 export function keyedFingerprint(key: string): string {
   return 'token:' + HEX[key.charCodeAt(0)]! + HEX[key.charCodeAt(1)]! + HEX[key.charCodeAt(2)]!
 }

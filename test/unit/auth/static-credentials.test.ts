@@ -2,7 +2,7 @@
 import t from 'tap'
 import { CredentialTable } from '../../../src/auth/static-credentials.js'
 import fc from 'fast-check'
-import { digestKey, digestFingerprint, fullFingerprint, keyedFingerprint, sha256 } from '../../../src/auth/credential.js'
+import { digestKey, fullFingerprint, keyedFingerprint, sha256, tokenFingerprint } from '../../../src/auth/credential.js'
 
 t.test('lookup by digest: secrets and stored sha256: digests, duplicates refused', async (t) => {
   const table = new CredentialTable()
@@ -31,13 +31,13 @@ t.test('the cost of a lookup did not grow with the number of identities (a scan 
   t.equal(gets, 1, 'one lookup')
 })
 
-t.test('digestKey is the SHA-256 as latin1 and keyedFingerprint its token: fingerprint, for any credential', async (t) => {
+t.test('digestKey is the SHA-256 as latin1 and keyedFingerprint its token: fingerprint (6 hex), for any credential', async (t) => {
   let checked = 0
   fc.assert(
     fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ maxLength: 80 })), (credential) => {
       const digest = sha256(credential)
       checked++
-      return digestKey(credential) === digest.toString('latin1') && keyedFingerprint(digestKey(credential)) === digestFingerprint(digest)
+      return digestKey(credential) === digest.toString('latin1') && keyedFingerprint(digestKey(credential)) === 'token:' + digest.toString('hex', 0, 3) && tokenFingerprint(credential) === keyedFingerprint(digestKey(credential))
     }),
     { numRuns: 2000 },
   )
